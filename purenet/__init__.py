@@ -1,0 +1,3 @@
+"""purenet: a from-scratch NumPy network for MNIST with a pure functional core."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,198 @@
+"""MNIST from a folder, and the train/test splits the experiments use.
+
+The folder holds the four IDX files under their usual names, each either raw or
+gzip-compressed (``train-images-idx3-ubyte`` or ``train-images-idx3-ubyte.gz``, ...).
+Loading checks everything a malformed file could get wrong, converts pixels to float32
+in [0, 1] once, and returns read-only arrays in samples x features layout.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from purenet.errors import DataError, IdxFormatError
+from purenet.idx import read_idx
+from purenet.params import readonly_array, same_array
+
+DATA_ENV = "PURENET_DATA"
+IMAGE_SIDE = 28
+N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+N_CLASSES = 10
+
+FILE_STEMS = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+# Seed streams: each use of a run's seed draws from its own stream, so that changing,
+# say, the initialisation never changes the split.
+SPLIT_STREAM = 1
+
+
+class Split(str, enum.Enum):
+    """How the 70,000 MNIST images are divided into train and test sets."""
+
+    REFERENCE = "reference"  # all 70,000 shuffled by the seed, 90% train / 10% test
+    STANDARD = "standard"  # the official 60,000 / 10,000
+
+
+HOW_TO_PROVIDE = (
+    f"pass --data DIR or set {DATA_ENV} to a folder holding the four MNIST IDX files "
+    f"({', '.join(s + '[.gz]' for s in FILE_STEMS.values())})"
+)
+
+
+def resolve_data_dir(option: Path | None = None) -> Path:
+    """The data folder: ``option`` if given, else ``$PURENET_DATA``.
+
+    Raises:
+        DataError: if neither is set or the folder does not exist.
+    """
+    if option is None:
+        env = os.environ.get(DATA_ENV, "").strip()
+        if not env:
+            raise DataError(f"no MNIST data folder given: {HOW_TO_PROVIDE}")
+        option = Path(env)
+    folder = Path(option).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"MNIST data folder {folder} does not exist: {HOW_TO_PROVIDE}")
+    return folder
+
+
+def find_file(folder: Path, stem: str) -> Path:
+    """The path of ``stem`` or ``stem.gz`` in ``folder`` (the raw file wins)."""
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{folder / stem}[.gz] not found: {HOW_TO_PROVIDE}")
+
+
+def _frozen_array(**kwargs):
+    return attrs.field(
+        converter=readonly_array, eq=attrs.cmp_using(eq=same_array), hash=False, **kwargs
+    )
+
+
+@attrs.frozen
+class Mnist:
+    """The four MNIST arrays as stored in the files.
+
+    Attributes:
+        train_images: uint8, shape (60000, 28, 28).
+        train_labels: uint8, shape (60000,), values 0..9.
+        test_images: uint8, shape (10000, 28, 28).
+        test_labels: uint8, shape (10000,), values 0..9.
+    """
+
+    train_images: np.ndarray = _frozen_array()
+    train_labels: np.ndarray = _frozen_array()
+    test_images: np.ndarray = _frozen_array()
+    test_labels: np.ndarray = _frozen_array()
+
+
+@attrs.frozen
+class Dataset:
+    """A train/test split ready for the network.
+
+    Attributes:
+        x_train: float32 pixels in [0, 1], shape (m_train, 784), one image per row.
+        y_train: int64 labels 0..9, shape (m_train,).
+        x_test: float32 pixels in [0, 1], shape (m_test, 784).
+        y_test: int64 labels 0..9, shape (m_test,).
+    """
+
+    x_train: np.ndarray = _frozen_array()
+    y_train: np.ndarray = _frozen_array()
+    x_test: np.ndarray = _frozen_array()
+    y_test: np.ndarray = _frozen_array()
+
+
+def check_images(images: np.ndarray, path: Path) -> np.ndarray:
+    """Check that an IDX array holds 28x28 images."""
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise IdxFormatError(
+            f"{path}: expected images of {IMAGE_SIDE}x{IMAGE_SIDE} pixels, "
+            f"got an array of shape {images.shape}"
+        )
+    return images
+
+
+def check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
+    """Check that an IDX array holds digit labels 0..9."""
+    if labels.ndim != 1:
+        raise IdxFormatError(f"{path}: expected a 1-D label file, got shape {labels.shape}")
+    if labels.size and int(labels.max()) >= N_CLASSES:
+        bad = int(np.argmax(labels >= N_CLASSES))
+        raise IdxFormatError(
+            f"{path}: label {int(labels[bad])} at index {bad} is not a digit 0..9"
+        )
+    return labels
+
+
+def _load_pair(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarray, np.ndarray]:
+    images_path = find_file(folder, FILE_STEMS[images_key])
+    labels_path = find_file(folder, FILE_STEMS[labels_key])
+    images = check_images(read_idx(images_path), images_path)
+    labels = check_labels(read_idx(labels_path), labels_path)
+    if len(images) != len(labels):
+        raise IdxFormatError(
+            f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}"
+        )
+    return images, labels
+
+
+def load_mnist(folder: Path) -> Mnist:
+    """Read and validate the four MNIST files in ``folder``.
+
+    Raises:
+        DataError: naming the file, if one is missing or malformed.
+    """
+    folder = Path(folder)
+    train_images, train_labels = _load_pair(folder, "train_images", "train_labels")
+    test_images, test_labels = _load_pair(folder, "test_images", "test_labels")
+    return Mnist(train_images, train_labels, test_images, test_labels)
+
+
+def scale_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 images (n, 28, 28) -> float32 rows (n, 784) in [0, 1]."""
+    flat = images.reshape(len(images), -1)
+    out = np.empty(flat.shape, dtype=np.float32)
+    np.divide(flat, np.float32(255), out=out, dtype=np.float32)
+    return out
+
+
+def make_split(mnist: Mnist, split: Split | str, seed: int) -> Dataset:
+    """Divide MNIST into a :class:`Dataset` as ``split`` says.
+
+    ``reference`` pools all 70,000 images, shuffles them with a permutation that is a pure
+    function of ``seed``, and keeps the first 90% for training (63,000 / 7,000).
+    ``standard`` keeps the official 60,000 / 10,000 and ignores the seed.
+    """
+    split = Split(split)
+    if split is Split.STANDARD:
+        return Dataset(
+            scale_pixels(mnist.train_images),
+            mnist.train_labels.astype(np.int64),
+            scale_pixels(mnist.test_images),
+            mnist.test_labels.astype(np.int64),
+        )
+    images = np.concatenate([mnist.train_images, mnist.test_images])
+    labels = np.concatenate([mnist.train_labels, mnist.test_labels]).astype(np.int64)
+    order = np.random.default_rng([seed, SPLIT_STREAM]).permutation(len(images))
+    n_train = (len(images) * 9) // 10
+    train, test = order[:n_train], order[n_train:]
+    return Dataset(
+        scale_pixels(images[train]), labels[train], scale_pixels(images[test]), labels[test]
+    )
+
+
+def load_dataset(folder: Path, split: Split | str, seed: int) -> Dataset:
+    """``load_mnist`` then ``make_split``."""
+    return make_split(load_mnist(folder), split, seed)

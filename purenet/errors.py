@@ -1,0 +1,22 @@
+"""The project's own exceptions.
+
+Every failure a user can cause (bad files, bad settings, a missing folder) raises a
+subclass of :class:`PurenetError` whose message is one line that says what is wrong
+and, where possible, how to fix it. The CLI prints that line and exits non-zero.
+"""
+
+
+class PurenetError(Exception):
+    """Base class of every error purenet raises on purpose."""
+
+
+class DataError(PurenetError):
+    """The MNIST files are missing, unreadable or malformed."""
+
+
+class IdxFormatError(DataError):
+    """A file is not a well-formed IDX file of the kind expected."""
+
+
+class ConfigError(PurenetError, ValueError):
+    """A training setting is out of range or inconsistent."""

@@ -1,0 +1,141 @@
+"""Network parameters as immutable records, and their initialisation.
+
+Layout: a layer maps a batch ``x`` of shape ``(m, n_in)`` (one sample per row) to
+``x @ w + b`` of shape ``(m, n_out)``, so ``w`` has shape ``(n_in, n_out)`` and ``b`` shape
+``(n_out,)``. Arrays held by these records are read-only copies: ``p.layers[0].w[0, 0] = 1``
+raises instead of silently changing a snapshot.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+
+import attrs
+import numpy as np
+
+INIT_STREAM = 2  # seed stream for initial weights (see purenet.data.SPLIT_STREAM)
+
+
+def readonly_array(value) -> np.ndarray:
+    """A read-only ndarray holding ``value``: copied once unless already read-only."""
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        return value
+    array = np.array(value, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+def same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-identical: same dtype, same shape and same bytes (so NaN equals the same NaN)."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _array_field():
+    return attrs.field(converter=readonly_array, eq=attrs.cmp_using(eq=same_array), hash=False)
+
+
+@attrs.frozen
+class Layer:
+    """One affine layer.
+
+    Attributes:
+        w: weights, shape (n_in, n_out), a floating dtype.
+        b: biases, shape (n_out,), the same dtype as ``w``.
+    """
+
+    w: np.ndarray = _array_field()
+    b: np.ndarray = _array_field()
+
+    def __attrs_post_init__(self) -> None:
+        if self.w.ndim != 2 or self.b.shape != (self.w.shape[1],):
+            raise ValueError(
+                f"layer shapes do not fit: w {self.w.shape} needs b of shape "
+                f"({self.w.shape[-1]},), got {self.b.shape}"
+            )
+        if self.w.dtype != self.b.dtype or not np.issubdtype(self.w.dtype, np.floating):
+            raise ValueError(f"w and b need one floating dtype, got {self.w.dtype}, {self.b.dtype}")
+
+
+@attrs.frozen
+class Params:
+    """The parameters of a feedforward network: one :class:`Layer` per affine map."""
+
+    layers: tuple[Layer, ...] = attrs.field(converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("a network needs at least one layer")
+        for before, after in zip(self.layers, self.layers[1:]):
+            if before.w.shape[1] != after.w.shape[0]:
+                raise ValueError(
+                    f"layer sizes do not chain: {before.w.shape} then {after.w.shape}"
+                )
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Widths from input to output, e.g. (784, 10, 10)."""
+        return (self.layers[0].w.shape[0], *(layer.w.shape[1] for layer in self.layers))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.layers[0].w.dtype
+
+    def astype(self, dtype) -> Params:
+        """The same parameters converted to ``dtype`` (e.g. float64 for gradient checks)."""
+        return map_params(lambda a: a.astype(dtype), self)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat name -> array mapping (``w0``, ``b0``, ``w1``, ...), e.g. for ``np.savez``."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"w{i}"] = layer.w
+            out[f"b{i}"] = layer.b
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Params:
+        """Inverse of :meth:`arrays`."""
+        n = len(arrays) // 2
+        return cls(tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n)))
+
+
+def map_params(fn: Callable[..., np.ndarray], *trees: Params) -> Params:
+    """Apply ``fn`` array-wise across params of identical structure."""
+    return Params(
+        tuple(
+            Layer(fn(*(t.layers[i].w for t in trees)), fn(*(t.layers[i].b for t in trees)))
+            for i in range(len(trees[0].layers))
+        )
+    )
+
+
+class Init(str, enum.Enum):
+    """Weight initialisation schemes. Biases always start at zero, except ``uniform``."""
+
+    HE = "he"  # N(0, 2 / n_in): keeps ReLU activations' variance steady across layers
+    XAVIER = "xavier"  # N(0, 2 / (n_in + n_out)): Glorot's choice for tanh / sigmoid
+    UNIFORM = "uniform"  # U(-0.5, 0.5) for weights and biases, as the reference tutorial
+
+
+def init_params(
+    sizes: Sequence[int], seed: int, scheme: Init | str = Init.HE, dtype=np.float32
+) -> Params:
+    """Fresh parameters for a network with layer widths ``sizes`` (input first).
+
+    A pure function of its arguments: the random numbers come from a generator seeded
+    with ``(seed, INIT_STREAM)``, never from NumPy's global state.
+    """
+    scheme = Init(scheme)
+    rng = np.random.default_rng([seed, INIT_STREAM])
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        if scheme is Init.UNIFORM:
+            w = rng.uniform(-0.5, 0.5, size=(n_in, n_out))
+            b = rng.uniform(-0.5, 0.5, size=n_out)
+        else:
+            var = 2.0 / n_in if scheme is Init.HE else 2.0 / (n_in + n_out)
+            w = rng.standard_normal((n_in, n_out)) * np.sqrt(var)
+            b = np.zeros(n_out)
+        layers.append(Layer(w.astype(dtype), b.astype(dtype)))
+    return Params(tuple(layers))
