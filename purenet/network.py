@@ -23,10 +23,6 @@ class Metrics:
     loss: float
     accuracy: float
 
-    @property
-    def finite(self) -> bool:
-        return bool(np.isfinite(self.loss))
-
 
 def relu(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0)

@@ -26,6 +26,12 @@ from purenet.network import Metrics, evaluate, value_and_grads
 from purenet.optim import Sgd, TrainState, apply_updates
 from purenet.params import Init, Params, init_params
 
+# A mean cross-entropy above this means the true class gets probability below e^-1000 on
+# average: the weights have blown up (and the ReLUs usually died), and gradient descent
+# will not bring them back. Stable log-softmax keeps such a loss finite, so "diverged"
+# cannot mean only NaN or infinity.
+DIVERGED_LOSS = 1e3
+
 
 def _check_hidden(instance, attribute, value) -> None:
     if not value or any(not isinstance(h, int) or h < 1 for h in value):
@@ -102,8 +108,8 @@ class Snapshot:
 
     @property
     def diverged(self) -> bool:
-        """True when the training loss is NaN or infinite."""
-        return not self.train.finite
+        """True when the training loss is NaN, infinite, or above :data:`DIVERGED_LOSS`."""
+        return not (self.train.loss <= DIVERGED_LOSS)
 
 
 def initial_state(config: Config, dtype=np.float32) -> TrainState:
@@ -115,8 +121,8 @@ def initial_state(config: Config, dtype=np.float32) -> TrainState:
 def train(config: Config, data: Dataset, start: TrainState | None = None) -> Iterator[Snapshot]:
     """Yield snapshots ``start.epoch, ..., config.epochs`` (0 .. epochs from scratch).
 
-    The fold stops early, after yielding it, at the first snapshot whose training loss
-    is not finite: nothing more can be learned from NaN weights.
+    The fold stops early, after yielding it, at the first snapshot that has diverged
+    (training loss NaN, infinite or above :data:`DIVERGED_LOSS`).
     """
     optimizer = config.optimizer()
     state = initial_state(config, data.x_train.dtype) if start is None else start

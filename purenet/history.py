@@ -1,0 +1,108 @@
+"""The per-epoch record of a run: columns of metrics, to and from CSV.
+
+One row per snapshot: ``epoch, train_loss, train_acc, test_loss, test_acc, seconds``,
+where ``seconds`` is the wall time since training started. Floats are written with
+``repr`` so a row read back gives the very same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from purenet.errors import PurenetError
+
+COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+
+
+@attrs.frozen
+class Row:
+    """One epoch's metrics, as plain numbers."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+
+    @classmethod
+    def of(cls, snapshot, seconds: float) -> Row:
+        """The row of a :class:`purenet.train.Snapshot` taken ``seconds`` into the run."""
+        return cls(
+            snapshot.epoch,
+            snapshot.train.loss,
+            snapshot.train.accuracy,
+            snapshot.test.loss,
+            snapshot.test.accuracy,
+            seconds,
+        )
+
+    def csv_fields(self) -> list[str]:
+        return [str(self.epoch), *(repr(float(v)) for v in attrs.astuple(self)[1:])]
+
+
+@attrs.frozen
+class History:
+    """Metrics of a run as columns; every attribute has shape (n_epochs_recorded,)."""
+
+    epoch: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    seconds: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Row]) -> History:
+        columns = list(zip(*(attrs.astuple(r) for r in rows))) or [()] * len(COLUMNS)
+        return cls(
+            np.asarray(columns[0], dtype=np.int64),
+            *(np.asarray(c, dtype=np.float64) for c in columns[1:]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+
+def csv_header() -> str:
+    return ",".join(COLUMNS) + "\n"
+
+
+def csv_line(row: Row) -> str:
+    return ",".join(row.csv_fields()) + "\n"
+
+
+def parse_rows(lines: Iterable[str], name: str) -> list[Row]:
+    """Rows from CSV text lines (header first).
+
+    Raises:
+        PurenetError: naming ``name`` and the line, on a wrong header or a malformed row.
+    """
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None or tuple(header) != COLUMNS:
+        raise PurenetError(f"{name}: not a purenet metrics file (header {header!r})")
+    rows = []
+    for number, fields in enumerate(reader, start=2):
+        try:
+            if len(fields) != len(COLUMNS):
+                raise ValueError(f"{len(fields)} fields")
+            rows.append(Row(int(fields[0]), *(float(f) for f in fields[1:])))
+        except ValueError as exc:
+            raise PurenetError(f"{name}: line {number} is malformed ({exc})") from None
+    return rows
+
+
+def read_history(path: Path) -> History:
+    """Read a metrics CSV written by :func:`csv_line` into a :class:`History`."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            return History.from_rows(parse_rows(fh, str(path)))
+    except OSError as exc:
+        raise PurenetError(f"{path}: cannot read ({exc.strerror or exc})") from None
