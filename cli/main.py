@@ -117,9 +117,7 @@ def train_command(
             help="Hidden layer widths, comma-separated: 10 (the reference) or 256,128.",
         ),
     ] = "10",
-    epochs: Annotated[
-        int, typer.Option(min=1, help="Number of full-batch gradient steps.")
-    ] = 2500,
+    epochs: Annotated[int, typer.Option(min=1, help="Number of full-batch gradient steps.")] = 2500,
     lr: Annotated[
         float, typer.Option(callback=check_lr, help="Learning rate, a finite number > 0.")
     ] = 0.1,
@@ -204,8 +202,9 @@ def train_command(
     if kept is not None:
         save_params(run_folder / PARAMS_FILE, kept.params)
     if rows:
-        save_figure(training_figure(history, title=f"purenet {run_folder.name}"),
-                    run_folder / FIGURE_FILE)
+        save_figure(
+            training_figure(history, title=f"purenet {run_folder.name}"), run_folder / FIGURE_FILE
+        )
     last_epoch = kept.epoch if kept is not None else None
     writer.write_status(outcome, last_epoch, seconds=round(time.perf_counter() - start, 3))
 

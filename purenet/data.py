@@ -130,9 +130,7 @@ def check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
         raise IdxFormatError(f"{path}: expected a 1-D label file, got shape {labels.shape}")
     if labels.size and int(labels.max()) >= N_CLASSES:
         bad = int(np.argmax(labels >= N_CLASSES))
-        raise IdxFormatError(
-            f"{path}: label {int(labels[bad])} at index {bad} is not a digit 0..9"
-        )
+        raise IdxFormatError(f"{path}: label {int(labels[bad])} at index {bad} is not a digit 0..9")
     return labels
 
 

@@ -59,7 +59,7 @@ class History:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Row]) -> History:
-        columns = list(zip(*(attrs.astuple(r) for r in rows))) or [()] * len(COLUMNS)
+        columns = list(zip(*(attrs.astuple(r) for r in rows), strict=True)) or [()] * len(COLUMNS)
         return cls(
             np.asarray(columns[0], dtype=np.int64),
             *(np.asarray(c, dtype=np.float64) for c in columns[1:]),

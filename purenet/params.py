@@ -9,6 +9,7 @@ raises instead of silently changing a snapshot.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -66,11 +67,9 @@ class Params:
     def __attrs_post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a network needs at least one layer")
-        for before, after in zip(self.layers, self.layers[1:]):
+        for before, after in itertools.pairwise(self.layers):
             if before.w.shape[1] != after.w.shape[0]:
-                raise ValueError(
-                    f"layer sizes do not chain: {before.w.shape} then {after.w.shape}"
-                )
+                raise ValueError(f"layer sizes do not chain: {before.w.shape} then {after.w.shape}")
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -129,7 +128,7 @@ def init_params(
     scheme = Init(scheme)
     rng = np.random.default_rng([seed, INIT_STREAM])
     layers = []
-    for n_in, n_out in zip(sizes, sizes[1:]):
+    for n_in, n_out in itertools.pairwise(sizes):
         if scheme is Init.UNIFORM:
             w = rng.uniform(-0.5, 0.5, size=(n_in, n_out))
             b = rng.uniform(-0.5, 0.5, size=n_out)

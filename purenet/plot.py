@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from purenet.atomic import atomic_save
 from purenet.history import History
@@ -31,6 +32,7 @@ def training_figure(history: History, title: str = "purenet training") -> Figure
     )
     lines += acc_ax.plot(history.epoch, history.test_acc, color=TEST_COLOR, label="test accuracy")
     loss_ax.set_xlabel("epoch")
+    loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set_ylabel("cross-entropy loss", color=LOSS_COLOR)
     loss_ax.tick_params(axis="y", colors=LOSS_COLOR)
     loss_ax.set_ylim(bottom=0)

@@ -55,9 +55,7 @@ class RunWriter:
     def __init__(self, folder: Path, config: dict):
         self.folder = Path(folder)
         if (self.folder / METRICS_FILE).exists():
-            raise PurenetError(
-                f"{self.folder} already holds a run; pass another --out folder"
-            )
+            raise PurenetError(f"{self.folder} already holds a run; pass another --out folder")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
