@@ -100,6 +100,13 @@ def default_run_folder() -> Path:
     return folder
 
 
+def figure_title(config: Config) -> str:
+    return (
+        f"purenet {'-'.join(map(str, config.sizes))}, lr {config.lr}, "
+        f"{config.split.value} split, seed {config.seed}"
+    )
+
+
 class _Terminated(Exception):
     """SIGTERM arrived; handled like Ctrl-C so the run keeps what it has."""
 
@@ -202,9 +209,7 @@ def train_command(
     if kept is not None:
         save_params(run_folder / PARAMS_FILE, kept.params)
     if rows:
-        save_figure(
-            training_figure(history, title=f"purenet {run_folder.name}"), run_folder / FIGURE_FILE
-        )
+        save_figure(training_figure(history, title=figure_title(config)), run_folder / FIGURE_FILE)
     last_epoch = kept.epoch if kept is not None else None
     writer.write_status(outcome, last_epoch, seconds=round(time.perf_counter() - start, 3))
 
@@ -215,11 +220,12 @@ def train_command(
             f"{run_folder}"
         )
     if outcome == "interrupted":
-        typer.echo(
-            f"purenet: interrupted after epoch {last_epoch}; metrics, params and figure so far "
-            f"kept in {run_folder}",
-            err=True,
+        kept_what = (
+            f"after epoch {last_epoch}; metrics, params and figure so far kept in {run_folder}"
+            if last_epoch is not None
+            else f"before the first epoch finished; nothing but the settings kept in {run_folder}"
         )
+        typer.echo(f"purenet: interrupted {kept_what}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     typer.echo(
         f"epoch {kept.epoch}: train loss {kept.train.loss:.4f}, "

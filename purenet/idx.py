@@ -10,6 +10,7 @@ gzip-compressed; compression is detected from the content, not the name.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -57,7 +58,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
             f"{name}: {len(data)} bytes is shorter than its {header}-byte IDX header"
         )
     dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python ints: no overflow for hostile dims
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
         raise IdxFormatError(

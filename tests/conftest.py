@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def mnist_folder() -> Path | None:
     """``$PURENET_DATA``, else ``../shared/mnist`` next to the repository, if it exists."""
     env = os.environ.get("PURENET_DATA")
-    folder = Path(env) if env else REPO.parent / "shared" / "mnist"
+    folder = (Path(env) if env else REPO.parent / "shared" / "mnist").resolve()
     return folder if folder.is_dir() else None
 
 
