@@ -9,6 +9,7 @@ in [0, 1] once, and returns read-only arrays in samples x features layout.
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import attrs
 import numpy as np
 
 from purenet.errors import DataError, IdxFormatError
-from purenet.idx import read_idx
+from purenet.idx import parse_idx, read_bytes
 from purenet.params import readonly_array, same_array
 
 DATA_ENV = "PURENET_DATA"
@@ -89,12 +90,15 @@ class Mnist:
         train_labels: uint8, shape (60000,), values 0..9.
         test_images: uint8, shape (10000, 28, 28).
         test_labels: uint8, shape (10000,), values 0..9.
+        sha256: SHA-256 of each file's decompressed IDX bytes, keyed as ``FILE_STEMS``
+            (empty when the arrays did not come from files).
     """
 
     train_images: np.ndarray = _frozen_array()
     train_labels: np.ndarray = _frozen_array()
     test_images: np.ndarray = _frozen_array()
     test_labels: np.ndarray = _frozen_array()
+    sha256: dict[str, str] = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen
@@ -106,12 +110,14 @@ class Dataset:
         y_train: int64 labels 0..9, shape (m_train,).
         x_test: float32 pixels in [0, 1], shape (m_test, 784).
         y_test: int64 labels 0..9, shape (m_test,).
+        sha256: content hashes of the files it was made from (see :class:`Mnist`).
     """
 
     x_train: np.ndarray = _frozen_array()
     y_train: np.ndarray = _frozen_array()
     x_test: np.ndarray = _frozen_array()
     y_test: np.ndarray = _frozen_array()
+    sha256: dict[str, str] = attrs.field(factory=dict, hash=False)
 
 
 def check_images(images: np.ndarray, path: Path) -> np.ndarray:
@@ -134,11 +140,20 @@ def check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
     return labels
 
 
-def _load_pair(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarray, np.ndarray]:
-    images_path = find_file(folder, FILE_STEMS[images_key])
-    labels_path = find_file(folder, FILE_STEMS[labels_key])
-    images = check_images(read_idx(images_path), images_path)
-    labels = check_labels(read_idx(labels_path), labels_path)
+def _read_hashed(folder: Path, key: str, hashes: dict[str, str]) -> tuple[np.ndarray, Path]:
+    path = find_file(folder, FILE_STEMS[key])
+    data = read_bytes(path)
+    hashes[key] = hashlib.sha256(data).hexdigest()
+    return parse_idx(data, name=str(path)), path
+
+
+def _load_pair(
+    folder: Path, images_key: str, labels_key: str, hashes: dict[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    images, images_path = _read_hashed(folder, images_key, hashes)
+    labels, labels_path = _read_hashed(folder, labels_key, hashes)
+    check_images(images, images_path)
+    check_labels(labels, labels_path)
     if len(images) != len(labels):
         raise IdxFormatError(
             f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}"
@@ -147,15 +162,16 @@ def _load_pair(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarr
 
 
 def load_mnist(folder: Path) -> Mnist:
-    """Read and validate the four MNIST files in ``folder``.
+    """Read and validate the four MNIST files in ``folder``, hashing their content.
 
     Raises:
         DataError: naming the file, if one is missing or malformed.
     """
     folder = Path(folder)
-    train_images, train_labels = _load_pair(folder, "train_images", "train_labels")
-    test_images, test_labels = _load_pair(folder, "test_images", "test_labels")
-    return Mnist(train_images, train_labels, test_images, test_labels)
+    hashes: dict[str, str] = {}
+    train_images, train_labels = _load_pair(folder, "train_images", "train_labels", hashes)
+    test_images, test_labels = _load_pair(folder, "test_images", "test_labels", hashes)
+    return Mnist(train_images, train_labels, test_images, test_labels, hashes)
 
 
 def scale_pixels(images: np.ndarray) -> np.ndarray:
@@ -180,6 +196,7 @@ def make_split(mnist: Mnist, split: Split | str, seed: int) -> Dataset:
             mnist.train_labels.astype(np.int64),
             scale_pixels(mnist.test_images),
             mnist.test_labels.astype(np.int64),
+            mnist.sha256,
         )
     images = np.concatenate([mnist.train_images, mnist.test_images])
     labels = np.concatenate([mnist.train_labels, mnist.test_labels]).astype(np.int64)
@@ -187,7 +204,11 @@ def make_split(mnist: Mnist, split: Split | str, seed: int) -> Dataset:
     n_train = (len(images) * 9) // 10
     train, test = order[:n_train], order[n_train:]
     return Dataset(
-        scale_pixels(images[train]), labels[train], scale_pixels(images[test]), labels[test]
+        scale_pixels(images[train]),
+        labels[train],
+        scale_pixels(images[test]),
+        labels[test],
+        mnist.sha256,
     )
 
 

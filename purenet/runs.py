@@ -1,78 +1,307 @@
-"""A run folder on disk: what a training run leaves behind.
+"""A run folder on disk: the memory of a training run.
 
 ```
 <run>/
-  config.json    the settings that decide what the run learns, and where its data came from
-  metrics.csv    one row per epoch, appended as training goes (see purenet.history)
-  params.npz     the params of the last finite epoch (np.savez, no pickle)
-  figure.png     the training figure
-  status.json    running / finished / interrupted / diverged, with the last epoch
+  config.json          settings, data hashes, purenet version, schema version
+  metrics.csv          one row per completed epoch (see purenet.history), appended
+  snapshots/
+    epoch-000000.npz   keyframes: epoch 0, every K epochs, the last epoch, and the
+    epoch-000050.npz   epoch a run was interrupted at; params (w0, b0, ...) + epoch
+  status.json          running / finished / interrupted / diverged; written last
 ```
-Every file except the append-only ``metrics.csv`` is written atomically.
+
+Every file but the append-only ``metrics.csv`` is replaced atomically, so a kill at any
+instant leaves the previous complete state. Nothing is ever unpickled: ``.npz`` files are
+read with ``allow_pickle=False`` and metadata is JSON. Any file that is missing,
+truncated or malformed raises :class:`RunError` naming it.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
+import socket
+import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from purenet import __version__
 from purenet.atomic import atomic_save, atomic_write_text
-from purenet.errors import PurenetError
-from purenet.history import Row, csv_header, csv_line
-from purenet.params import Params
+from purenet.errors import ConfigError, PurenetError
+from purenet.history import Row, csv_header, csv_line, parse_rows
+from purenet.optim import TrainState
+from purenet.params import Layer, Params
+from purenet.train import Config
+
+SCHEMA_VERSION = 1
+DEFAULT_KEYFRAME_EVERY = 50
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-PARAMS_FILE = "params.npz"
-FIGURE_FILE = "figure.png"
 STATUS_FILE = "status.json"
+FIGURE_FILE = "figure.png"
+SNAPSHOT_DIR = "snapshots"
+KEYFRAME_PATTERN = re.compile(r"epoch-(\d{6,})\.npz")
+
+RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
 
 
-def save_params(path: Path, params: Params) -> None:
-    """Write ``params`` as an ``.npz`` of plain arrays (w0, b0, w1, ...), atomically."""
-    atomic_save(Path(path), lambda fh: np.savez(fh, **params.arrays()))
+class RunError(PurenetError):
+    """A run folder or one of its files is missing, corrupt, or not what it should be."""
 
 
-def load_params(path: Path) -> Params:
-    """Read params written by :func:`save_params`; never unpickles anything."""
+def keyframe_name(epoch: int) -> str:
+    return f"epoch-{epoch:06d}.npz"
+
+
+def save_params(path: Path, params: Params, **extra: np.ndarray) -> None:
+    """Write ``params`` (w0, b0, w1, ...) and ``extra`` arrays as ``.npz``, atomically."""
+    atomic_save(Path(path), lambda fh: np.savez(fh, **params.arrays(), **extra))
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file; refuses object arrays and never unpickles."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return Params.from_arrays({k: npz[k] for k in npz.files})
-    except (OSError, ValueError, KeyError) as exc:
-        raise PurenetError(f"{path}: not a readable purenet params file ({exc})") from None
+            return {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise RunError(f"{path}: file not found") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        reason = "holds object arrays" if "allow_pickle" in str(exc) else f"corrupt ({exc})"
+        raise RunError(f"{path}: not a readable snapshot: {reason}") from None
 
 
-def write_json(path: Path, value: dict) -> None:
+def params_from_npz(arrays: dict[str, np.ndarray], sizes: tuple[int, ...], path: Path) -> Params:
+    """Params from arrays ``w0, b0, ...``, checked against the expected layer sizes."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        w, b = arrays.get(f"w{i}"), arrays.get(f"b{i}")
+        if w is None or b is None:
+            raise RunError(f"{path}: missing the arrays of layer {i}")
+        if w.shape != (n_in, n_out) or b.shape != (n_out,) or w.dtype != b.dtype:
+            raise RunError(
+                f"{path}: layer {i} has w {w.shape} {w.dtype}, b {b.shape} {b.dtype}; "
+                f"the run needs ({n_in}, {n_out}) and ({n_out},) of one float dtype"
+            )
+        if not np.issubdtype(w.dtype, np.floating):
+            raise RunError(f"{path}: layer {i} holds {w.dtype}, not floats")
+        layers.append(Layer(w, b))
+    return Params(tuple(layers))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: expected a JSON object")
+    return value
+
+
+def _write_json(path: Path, value: dict) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-class RunWriter:
-    """Appends a run's records to its folder as snapshots arrive (an edge, not the core)."""
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    def __init__(self, folder: Path, config: dict):
+
+class Run:
+    """An existing run folder: its settings, records and keyframes.
+
+    Open one with :meth:`open` (reading) or :meth:`create` (a new run).
+    """
+
+    def __init__(self, folder: Path, meta: dict):
         self.folder = Path(folder)
-        if (self.folder / METRICS_FILE).exists():
-            raise PurenetError(f"{self.folder} already holds a run; pass another --out folder")
+        self.meta = meta
+        self.config = Config.from_json(meta["config"])
+        self.keyframe_every: int = meta["keyframe_every"]
+        self.data_sha256: dict[str, str] = meta["data"]["sha256"]
+        self.data_folder: str | None = meta["data"].get("folder")
+
+    # -- creating and opening ------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        config: Config,
+        data_sha256: dict[str, str],
+        data_folder: Path | None = None,
+        keyframe_every: int = DEFAULT_KEYFRAME_EVERY,
+    ) -> Run:
+        """Make a new run folder and write its config, an empty metrics file and status."""
+        folder = Path(folder)
+        if (folder / CONFIG_FILE).exists():
+            raise RunError(f"{folder} already holds a run; pass another --out folder")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            (folder / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise PurenetError(f"cannot create run folder {self.folder}: {exc.strerror}") from None
-        write_json(self.folder / CONFIG_FILE, config)
-        self.write_status("running", None)
-        self._metrics: IO[str] = open(self.folder / METRICS_FILE, "w", newline="")
-        self._metrics.write(csv_header())
-        self._metrics.flush()
+            raise RunError(f"cannot create run folder {folder}: {exc.strerror}") from None
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "purenet_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": config.to_json(),
+            "keyframe_every": keyframe_every,
+            "data": {
+                "folder": str(Path(data_folder).resolve()) if data_folder else None,
+                "sha256": dict(data_sha256),
+            },
+        }
+        atomic_write_text(folder / METRICS_FILE, csv_header())
+        run = cls(folder, meta)
+        run.mark(RUNNING, None)
+        _write_json(folder / CONFIG_FILE, meta)  # last: its presence means "a run is here"
+        return run
 
-    def append(self, row: Row) -> None:
-        """Add one epoch's row; flushed at once so a killed run keeps its rows."""
-        self._metrics.write(csv_line(row))
-        self._metrics.flush()
+    @classmethod
+    def open(cls, folder: Path) -> Run:
+        """Open an existing run folder, checking its config.
 
-    def write_status(self, status: str, epoch: int | None, **extra) -> None:
-        write_json(self.folder / STATUS_FILE, {"status": status, "epoch": epoch, **extra})
+        Raises:
+            RunError: if the folder or its config is missing, unreadable, of an unknown
+                schema version, or invalid.
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise RunError(f"run folder {folder} does not exist")
+        path = folder / CONFIG_FILE
+        meta = _read_json(path)
+        version = meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise RunError(
+                f"{path}: schema version {version!r} is not one this purenet "
+                f"({__version__}) reads (it reads {SCHEMA_VERSION})"
+            )
+        try:
+            run = cls(folder, meta)
+            if not isinstance(run.keyframe_every, int) or run.keyframe_every < 1:
+                raise ConfigError(f"keyframe_every {run.keyframe_every!r} is not >= 1")
+        except (KeyError, TypeError, AttributeError, ConfigError) as exc:
+            raise RunError(f"{path}: invalid run config ({exc})") from None
+        return run
 
-    def close(self) -> None:
-        self._metrics.close()
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def rows(self, tolerate_cut_last_line: bool = False) -> list[Row]:
+        """The recorded rows, checked to run 0, 1, 2, ... without gaps.
+
+        A last line without its newline means the file was cut mid-write: an error,
+        unless ``tolerate_cut_last_line`` (for resuming, which rewrites the file).
+        """
+        path = self.folder / METRICS_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunError(f"{path}: file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path}: not readable ({exc})") from None
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            if not tolerate_cut_last_line:
+                raise RunError(f"{path}: the last line is cut mid-row (line {len(lines)})")
+            lines = lines[:-1]
+        try:
+            rows = parse_rows(lines, str(path))
+        except PurenetError as exc:
+            raise RunError(str(exc)) from None
+        for expected, row in enumerate(rows):
+            if row.epoch != expected:
+                raise RunError(f"{path}: row {expected + 1} is epoch {row.epoch}, not {expected}")
+        return rows
+
+    def open_metrics(self) -> IO[str]:
+        """The metrics file opened for appending rows."""
+        return open(self.folder / METRICS_FILE, "a", encoding="utf-8", newline="")
+
+    def rewrite_rows(self, rows: list[Row]) -> None:
+        """Replace the metrics file with exactly ``rows`` (atomically)."""
+        atomic_write_text(
+            self.folder / METRICS_FILE, csv_header() + "".join(csv_line(r) for r in rows)
+        )
+
+    # -- keyframes -----------------------------------------------------------------------
+
+    def keyframe_epochs(self) -> list[int]:
+        """Epochs that have a keyframe, ascending."""
+        folder = self.folder / SNAPSHOT_DIR
+        if not folder.is_dir():
+            return []
+        found = (KEYFRAME_PATTERN.fullmatch(p.name) for p in folder.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def keyframe_path(self, epoch: int) -> Path:
+        return self.folder / SNAPSHOT_DIR / keyframe_name(epoch)
+
+    def save_keyframe(self, state: TrainState) -> None:
+        save_params(self.keyframe_path(state.epoch), state.params, epoch=np.int64(state.epoch))
+
+    def load_keyframe(self, epoch: int) -> TrainState:
+        """The training state saved at ``epoch``."""
+        path = self.keyframe_path(epoch)
+        arrays = load_npz(path)
+        stored = arrays.get("epoch")
+        if stored is None or stored.shape != () or int(stored) != epoch:
+            raise RunError(f"{path}: does not hold epoch {epoch}")
+        params = params_from_npz(arrays, self.config.sizes, path)
+        return TrainState(params, self.config.optimizer().init(params), epoch)
+
+    def should_keyframe(self, epoch: int) -> bool:
+        return epoch % self.keyframe_every == 0 or epoch == self.config.epochs
+
+    # -- status --------------------------------------------------------------------------
+
+    def mark(self, status: str, epoch: int | None, **extra) -> None:
+        """Write the status file (the last write of each phase of a run)."""
+        record = {"status": status, "epoch": epoch, **extra}
+        if status == RUNNING:
+            record.update(pid=os.getpid(), host=socket.gethostname())
+        _write_json(self.folder / STATUS_FILE, record)
+
+    def status(self) -> dict:
+        """The status record. A run marked running whose process is gone on this host
+        was killed: it is reported as interrupted."""
+        record = _read_json(self.folder / STATUS_FILE)
+        if (
+            record.get("status") == RUNNING
+            and record.get("host") == socket.gethostname()
+            and isinstance(record.get("pid"), int)
+            and not _pid_alive(record["pid"])
+        ):
+            record = {**record, "status": INTERRUPTED, "killed": True}
+        return record
+
+
+def list_runs(parent: Path) -> list[Run | tuple[Path, RunError]]:
+    """Every run folder directly under ``parent``: opened runs, or the error for each
+    folder that looks like a run but cannot be read."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        raise RunError(f"runs folder {parent} does not exist")
+    found: list[Run | tuple[Path, RunError]] = []
+    for folder in sorted(p for p in parent.iterdir() if (p / CONFIG_FILE).exists()):
+        try:
+            found.append(Run.open(folder))
+        except RunError as exc:
+            found.append((folder, exc))
+    return found

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import attrs
 import numpy as np
 
-from purenet import __version__
 from purenet.data import N_CLASSES, N_PIXELS, Dataset, Split
 from purenet.errors import ConfigError
 from purenet.network import Metrics, evaluate, value_and_grads
@@ -72,18 +71,37 @@ class Config:
         return Sgd(lr=self.lr)
 
     def to_json(self) -> dict:
-        """A JSON-ready description, with the purenet version that wrote it."""
+        """A JSON-ready description from which :meth:`from_json` rebuilds this config."""
         return {
             "hidden": list(self.hidden),
+            "layer_sizes": list(self.sizes),
             "epochs": self.epochs,
             "lr": self.lr,
             "seed": self.seed,
             "split": self.split.value,
             "init": self.init.value,
-            "optimizer": "sgd",
-            "batch_size": None,
-            "purenet_version": __version__,
+            "optimizer": {"name": "sgd", "lr": self.lr},
+            "batch_size": None,  # full batch
         }
+
+    @classmethod
+    def from_json(cls, value: dict) -> Config:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            ConfigError: when a field is missing or invalid.
+        """
+        try:
+            return cls(
+                hidden=tuple(value["hidden"]),
+                epochs=value["epochs"],
+                lr=value["lr"],
+                seed=value["seed"],
+                split=value["split"],
+                init=value["init"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid training settings ({exc})") from None
 
 
 @attrs.frozen

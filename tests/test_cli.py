@@ -20,7 +20,7 @@ from matplotlib.image import imread
 import purenet
 from purenet.data import DATA_ENV, FILE_STEMS
 from purenet.history import COLUMNS, read_history
-from purenet.runs import load_params
+from purenet.runs import Run
 
 PURENET = Path(sys.executable).parent / "purenet"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -55,6 +55,13 @@ def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("purenet: error: ")
     return lines[0]
+
+
+def kept_params(folder: Path, epoch: int):
+    """The params of the run's snapshot of ``epoch``, which must be its last one."""
+    run = Run.open(folder)
+    assert run.keyframe_epochs()[-1] == epoch
+    return run.load_keyframe(epoch).params
 
 
 def read_status(folder: Path) -> dict:
@@ -152,7 +159,7 @@ def test_short_run_writes_a_real_png_figure(short_run):
 
 
 def test_short_run_params_load_and_have_the_reference_shape(short_run):
-    params = load_params(short_run[1] / "params.npz")
+    params = kept_params(short_run[1], 3)
     assert params.sizes == (784, 10, 10)
     for layer in params.layers:
         assert np.all(np.isfinite(layer.w)) and np.all(np.isfinite(layer.b))
@@ -163,20 +170,26 @@ def test_short_run_status_and_config(short_run, mnist_dir):
     status = read_status(folder)
     assert status["status"] == "finished"
     assert status["epoch"] == 3
-    config = json.loads((folder / "config.json").read_text())
+    meta = json.loads((folder / "config.json").read_text())
+    config = meta["config"]
     assert config["epochs"] == 3 and config["hidden"] == [10] and config["lr"] == 0.1
-    assert config["split"] == "reference"
-    assert config["data"] == str(mnist_dir.resolve())
+    assert config["split"] == "reference" and config["layer_sizes"] == [784, 10, 10]
+    assert config["optimizer"] == {"name": "sgd", "lr": 0.1}
+    assert meta["data"]["folder"] == str(mnist_dir.resolve())
+    assert meta["data"]["sha256"]["train_images"] == (
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+    )
+    assert meta["schema_version"] == 1 and meta["purenet_version"] == purenet.__version__
 
 
 def test_out_folder_that_already_holds_a_run_is_refused(short_run, mnist_dir):
     _, folder = short_run
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     result = run(["train", "--epochs", 1, "--quiet", "--out", folder], folder, data=mnist_dir)
     line = assert_one_error_line(result)
     assert f"{folder} already holds a run" in line
     assert "--out" in line
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 
 # -- usage errors ----------------------------------------------------------------------------
@@ -291,7 +304,7 @@ def test_diverging_run_exits_1_naming_the_epoch_and_keeps_its_records(tmp_path, 
     assert status["status"] == "diverged"
     assert status["epoch"] == epoch - 1
     assert f"params of epoch {epoch - 1}" in line
-    params = load_params(folder / "params.npz")
+    params = kept_params(folder, epoch - 1)
     assert all(np.all(np.isfinite(layer.w)) for layer in params.layers)
     assert_png(folder / "figure.png")
 
@@ -357,5 +370,5 @@ def test_interrupted_run_exits_130_and_keeps_what_it_has(tmp_path, mnist_dir, si
     # before it if the signal landed between writing a row and keeping its snapshot.
     assert status["epoch"] in (rows - 1, rows - 2)
     assert int(match[1]) == status["epoch"]
-    assert load_params(folder / "params.npz").sizes == (784, 10, 10)
+    assert kept_params(folder, status["epoch"]).sizes == (784, 10, 10)
     assert_png(folder / "figure.png")

@@ -1,0 +1,74 @@
+"""What the commands share: error reporting, option types and data loading."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from purenet.data import DATA_ENV, Dataset, load_dataset, resolve_data_dir
+from purenet.errors import DataError
+from purenet.runs import Run
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``purenet: error: message`` to stderr and return the Exit to raise."""
+    typer.echo(f"purenet: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def parse_hidden(value: str) -> tuple[int, ...]:
+    """``"10"`` -> (10,), ``"256,128"`` -> (256, 128); anything else is a usage error."""
+    try:
+        widths = tuple(int(p) for p in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a comma-separated list of layer widths, e.g. 10 or 256,128"
+        ) from None
+    if any(w < 1 for w in widths):
+        raise typer.BadParameter(f"{value!r}: every layer width must be at least 1")
+    return widths
+
+
+def check_hidden(value: str) -> str:
+    parse_hidden(value)
+    return value
+
+
+def check_lr(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a finite number > 0")
+    return value
+
+
+DataOption = Annotated[
+    Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
+    typer.Option(
+        "--data",
+        help=f"Folder with the four MNIST IDX files (raw or .gz). Default: ${DATA_ENV}.",
+        file_okay=False,
+    ),
+]
+
+RunArgument = Annotated[
+    Path, typer.Argument(help="A run folder written by 'purenet train'.", file_okay=False)
+]
+
+EpochOption = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--epoch", min=0, help="Epoch to use (default: the last one recorded)."),
+]
+
+
+def load_run_data(run: Run, option: Path | None) -> Dataset:
+    """The dataset of ``run``: from ``--data``, else ``$PURENET_DATA``, else the folder
+    the run was trained from."""
+    try:
+        folder = resolve_data_dir(option)
+    except DataError:
+        if option is not None or run.data_folder is None:
+            raise
+        folder = resolve_data_dir(Path(run.data_folder))
+    return load_dataset(folder, run.config.split, run.config.seed)

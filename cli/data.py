@@ -1,0 +1,194 @@
+"""``purenet data``: download, verify and describe the MNIST files.
+
+A thin shell over :mod:`purenet.download`. Results go to stdout; progress (a bar with
+bytes done and total, on a terminal only) and errors go to stderr. Failures print one
+line starting with ``purenet: error:`` and exit 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from purenet.data import DATA_ENV, find_file
+from purenet.download import (
+    FILES,
+    FileInfo,
+    ProgressCallback,
+    describe_folder,
+    ensure_cache,
+    locate,
+    verify_file,
+)
+from purenet.errors import DataError, PurenetError
+
+data_app = typer.Typer(
+    help="Download, verify and describe the MNIST files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+DataOption = Annotated[
+    Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
+    typer.Option(
+        help=f"Folder with the four MNIST IDX files (raw or .gz). Default: ${DATA_ENV}, "
+        "else the download cache.",
+        file_okay=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``purenet: error: message`` to stderr and return the Exit to raise."""
+    typer.echo(f"purenet: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def warn_unverified(folder: Path) -> None:
+    """The loud warning to print when a folder is used without checking its content."""
+    typer.echo(
+        f"purenet: WARNING: using {folder} WITHOUT checking that it holds the real MNIST; "
+        "results may be meaningless and are not comparable with anyone else's",
+        err=True,
+    )
+
+
+class _DownloadBar:
+    """A rich progress bar on stderr with one row per file being downloaded."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=total)
+        self.progress.update(self.tasks[name], completed=done, total=total)
+
+
+@contextlib.contextmanager
+def download_progress(quiet: bool) -> Iterator[ProgressCallback | None]:
+    """The ``progress`` callback for ``ensure_mnist``: a bar on a terminal, else None."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    bar = _DownloadBar()
+    with bar.progress:
+        yield bar
+
+
+SOURCES = {"--data": "--data", DATA_ENV: f"${DATA_ENV}", "cache": "the download cache"}
+
+
+@data_app.command("download")
+def download_command(quiet: QuietOption = False) -> None:
+    """Fetch the four MNIST files into the cache now, verifying them; repair damaged ones.
+
+    The cache is $XDG_CACHE_HOME/purenet/mnist (else ~/.cache/purenet/mnist). Mirrors are
+    tried in order; set PURENET_MIRRORS to a comma-separated list of https base URLs to
+    use others. Files already there and intact are not downloaded again.
+    """
+    fetched: list[str] = []
+    try:
+        with download_progress(quiet) as bar:
+
+            def progress(name: str, done: int, total: int | None) -> None:
+                if name not in fetched:
+                    fetched.append(name)
+                if bar is not None:
+                    bar(name, done, total)
+
+            folder = ensure_cache(progress=progress)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None
+    downloaded = f"downloaded {', '.join(fetched)}" if fetched else "nothing to download"
+    typer.echo(f"MNIST verified in {folder} ({downloaded})")
+
+
+def _verify_one(folder: Path, key: str) -> tuple[bool, str]:
+    """One output line for one file, and whether it passed."""
+    spec = FILES[key]
+    try:
+        path = find_file(folder, spec.stem)
+    except DataError:
+        return False, f"{folder / spec.stem}[.gz]  -  BAD (missing)"
+    try:
+        ok, actual = verify_file(path, key)
+    except DataError as exc:
+        return False, f"{path}  -  BAD ({str(exc).removeprefix(f'{path}: ')})"
+    if ok:
+        return True, f"{path}  {actual}  OK"
+    return False, f"{path}  {actual}  BAD (expected {spec.sha256})"
+
+
+@data_app.command("verify")
+def verify_command(data: DataOption = None) -> None:
+    """Check every MNIST file by content (SHA-256 of the decompressed bytes).
+
+    Prints each file, its hash and OK or BAD; exits 1 if any file is bad or missing.
+    Checks --data, else $PURENET_DATA, else the download cache; downloads nothing.
+    """
+    try:
+        folder, _ = locate(data)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None
+    results = [_verify_one(folder, key) for key in FILES]
+    for _, line in results:
+        typer.echo(line)
+    bad = sum(not ok for ok, _ in results)
+    if bad:
+        raise fail(f"{bad} of {len(results)} MNIST files in {folder} are missing or wrong")
+
+
+def _info_line(info: FileInfo) -> str:
+    if info.path is None:
+        return f"{info.spec.stem}[.gz]  missing"
+    if info.dims is None:
+        return f"{info.path}  {info.stored_bytes:,} bytes  unreadable ({info.problem})"
+    what = "labels" if len(info.dims) == 1 else f"images of {info.dims[1]}x{info.dims[2]}"
+    return f"{info.path}  {info.stored_bytes:,} bytes  {info.dims[0]:,} {what}"
+
+
+@data_app.command("info")
+def info_command(data: DataOption = None) -> None:
+    """Show where the MNIST files are read from, their sizes and counts (no checking).
+
+    The folder is --data, else $PURENET_DATA, else the download cache.
+    """
+    try:
+        folder, source = locate(data)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"folder: {folder} (from {SOURCES[source]})")
+    infos = describe_folder(folder) if folder.is_dir() else []
+    if not infos:
+        typer.echo("no MNIST files there yet")
+    for info in infos:
+        typer.echo(_info_line(info))
+    if source == "cache" and (not infos or any(i.path is None for i in infos)):
+        typer.echo("run `purenet data download` to fetch them")

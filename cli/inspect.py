@@ -1,0 +1,142 @@
+"""Looking back at runs: ``purenet replay``, ``purenet evaluate`` and ``purenet runs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
+from purenet.errors import PurenetError
+from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
+from purenet.history import History
+from purenet.plot import save_figure, training_figure
+from purenet.replay import matches_record, replay
+from purenet.runner import figure_title
+from purenet.runs import Run, RunError, list_runs, save_params
+from purenet.train import Snapshot
+
+
+def _replayed(run_folder: Path, epoch: int | None, data: Path | None):
+    """Open the run and replay ``epoch`` (default: the last recorded)."""
+    run = Run.open(run_folder)
+    rows = run.rows()
+    if not rows:
+        raise RunError(f"run {run.name} has no completed epoch yet")
+    epoch = rows[-1].epoch if epoch is None else epoch
+    if epoch >= len(rows):
+        raise RunError(
+            f"epoch {epoch} is outside run {run.name}: its epochs are 0..{len(rows) - 1}"
+        )
+    dataset = load_run_data(run, data)
+    return run, rows, dataset, replay(run, epoch, dataset)
+
+
+def _metrics_line(snapshot: Snapshot) -> str:
+    return (
+        f"train loss {snapshot.train.loss!r}, train accuracy {snapshot.train.accuracy:.4%}, "
+        f"test loss {snapshot.test.loss!r}, test accuracy {snapshot.test.accuracy:.4%}"
+    )
+
+
+def replay_command(
+    run_folder: RunArgument,
+    epoch: EpochOption = None,
+    figure: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Write the training figure up to this epoch to this PNG file."),
+    ] = None,
+    save: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--save-params", help="Write this epoch's params to this .npz file."),
+    ] = None,
+    data: DataOption = None,
+) -> None:
+    """Rebuild the params of any epoch exactly and check them against the record.
+
+    Starts from the nearest snapshot at or before the epoch and folds forward with the
+    same pure functions and seed; the metrics of the result must equal the recorded row
+    bit for bit (exit 1 if they do not).
+    """
+    try:
+        run, rows, _, snapshot = _replayed(run_folder, epoch, data)
+        if figure is not None:
+            history = History.from_rows(rows[: snapshot.epoch + 1])
+            save_figure(training_figure(history, figure_title(run.config)), figure)
+        if save is not None:
+            save_params(save, snapshot.params)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None
+    keyframe = max(k for k in run.keyframe_epochs() if k <= snapshot.epoch)
+    typer.echo(
+        f"epoch {snapshot.epoch} of run {run.name} (from the snapshot of epoch {keyframe}, "
+        f"{snapshot.epoch - keyframe} epochs folded forward)"
+    )
+    typer.echo(_metrics_line(snapshot))
+    if not matches_record(snapshot, rows[snapshot.epoch]):
+        raise fail(f"the replayed metrics differ from the recorded row: {rows[snapshot.epoch]}")
+    typer.echo("matches the recorded row bit for bit")
+    for path, what in ((figure, "figure"), (save, "params")):
+        if path is not None:
+            typer.echo(f"{what} written to {path}")
+
+
+def evaluate_command(
+    run_folder: RunArgument, epoch: EpochOption = None, data: DataOption = None
+) -> None:
+    """Test loss and accuracy, per-class accuracy and the confusion matrix of a run's
+    params at an epoch (default: the last)."""
+    try:
+        run, _, dataset, snapshot = _replayed(run_folder, epoch, data)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None
+    n_classes = run.config.sizes[-1]
+    confusion = confusion_matrix(
+        dataset.y_test, predictions(snapshot.params, dataset.x_test), n_classes
+    )
+    typer.echo(
+        f"run {run.name}, epoch {snapshot.epoch}: test loss {snapshot.test.loss:.4f}, "
+        f"test accuracy {snapshot.test.accuracy:.2%} on {len(dataset.y_test)} images"
+    )
+    typer.echo("\nper-class accuracy:")
+    for digit, (acc, count) in enumerate(
+        zip(per_class_accuracy(confusion), confusion.sum(1), strict=True)
+    ):
+        typer.echo(f"  {digit}: {acc:7.2%}  ({count} images)")
+    typer.echo("\nconfusion matrix (rows: true digit, columns: predicted digit):")
+    width = max(4, len(str(confusion.max())) + 1)
+    typer.echo("     " + "".join(f"{d:>{width}}" for d in range(n_classes)))
+    for digit, row in enumerate(confusion):
+        typer.echo(f"  {digit}: " + "".join(f"{c:>{width}}" for c in row))
+
+
+def runs_command(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder holding run folders.", file_okay=False)
+    ] = Path("runs"),
+) -> None:
+    """List the runs in a folder: status, epochs done, and the last test accuracy."""
+    try:
+        found = list_runs(folder)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None
+    if not found:
+        typer.echo(f"no runs in {folder}")
+        return
+    typer.echo(f"{'run':<24} {'status':<12} {'epochs':>11} {'test acc':>9}  network")
+    for entry in found:
+        if isinstance(entry, tuple):
+            path, error = entry
+            typer.echo(f"{path.name:<24} {'unreadable':<12} {'':>11} {'':>9}  {error}")
+            continue
+        try:
+            status = entry.status().get("status", "?")
+            rows = entry.rows(tolerate_cut_last_line=True)
+        except PurenetError as exc:
+            typer.echo(f"{entry.name:<24} {'unreadable':<12} {'':>11} {'':>9}  {exc}")
+            continue
+        done = f"{rows[-1].epoch if rows else 0}/{entry.config.epochs}"
+        accuracy = f"{rows[-1].test_acc:.2%}" if rows else "-"
+        network = "-".join(map(str, entry.config.sizes)) + f" lr {entry.config.lr}"
+        typer.echo(f"{entry.name:<24} {status:<12} {done:>11} {accuracy:>9}  {network}")

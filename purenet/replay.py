@@ -1,0 +1,52 @@
+"""Rebuilding any epoch of a recorded run, exactly.
+
+The params of epoch N are recomputed from the nearest keyframe at or before N by
+folding forward with the same pure functions and data. Because the fold is a pure
+function of (config, data, state), the replayed snapshot is bit-identical to the one the
+run yielded, and so are its metrics and the recorded row.
+"""
+
+from __future__ import annotations
+
+from purenet.data import Dataset
+from purenet.history import Row
+from purenet.runner import check_data
+from purenet.runs import Run, RunError
+from purenet.train import Snapshot, train
+
+
+def recorded_epochs(run: Run) -> range:
+    """The epochs of ``run`` that have a row on record."""
+    return range(len(run.rows()))
+
+
+def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
+    """The snapshot of ``epoch``, recomputed from the nearest keyframe.
+
+    Raises:
+        RunError: if ``epoch`` is not one of the run's recorded epochs, or the data
+            differs from what the run was trained on.
+    """
+    epochs = recorded_epochs(run)
+    if epoch not in epochs:
+        span = f"0..{epochs[-1]}" if len(epochs) else "none"
+        raise RunError(f"epoch {epoch} is outside run {run.name}: its epochs are {span}")
+    check_data(run, data)
+    earlier = [k for k in run.keyframe_epochs() if k <= epoch]
+    if not earlier:
+        raise RunError(f"run {run.name} has no snapshot at or before epoch {epoch}")
+    for snapshot in train(run.config, data, start=run.load_keyframe(earlier[-1])):
+        if snapshot.epoch == epoch:
+            return snapshot
+    raise RunError(f"run {run.name} diverged before epoch {epoch} while replaying")
+
+
+def matches_record(snapshot: Snapshot, row: Row) -> bool:
+    """True when the snapshot's metrics equal the recorded row bit for bit."""
+    return (
+        snapshot.epoch == row.epoch
+        and snapshot.train.loss == row.train_loss
+        and snapshot.train.accuracy == row.train_acc
+        and snapshot.test.loss == row.test_loss
+        and snapshot.test.accuracy == row.test_acc
+    )

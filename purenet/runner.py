@@ -1,0 +1,140 @@
+"""Driving the training fold into a run folder: the edge between the pure core and disk.
+
+:func:`record_training` consumes the snapshots of :func:`purenet.train.train`, appends one
+metrics row per epoch, writes keyframes, and finally the figure and the status. It never
+feeds anything back into the fold, so what is learned does not depend on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import attrs
+
+from purenet.data import Dataset
+from purenet.errors import PurenetError
+from purenet.history import History, Row, csv_line
+from purenet.optim import TrainState
+from purenet.plot import save_figure, training_figure
+from purenet.runs import DIVERGED, FIGURE_FILE, FINISHED, INTERRUPTED, Run, RunError
+from purenet.train import Config, Snapshot, train
+
+
+@attrs.frozen
+class Outcome:
+    """How a training session ended.
+
+    Attributes:
+        status: finished, interrupted or diverged.
+        last: the last snapshot whose params are sound (None if none was completed).
+        bad_row: for a diverged run, the row of the epoch where it diverged.
+        seconds: training time of the whole run so far, earlier sessions included.
+    """
+
+    status: str
+    last: Snapshot | None
+    bad_row: Row | None = None
+    seconds: float = 0.0
+
+
+def check_data(run: Run, data: Dataset) -> None:
+    """Refuse data whose content differs from what the run was trained on."""
+    if run.data_sha256 and data.sha256 != run.data_sha256:
+        differing = sorted(k for k in run.data_sha256 if data.sha256.get(k) != run.data_sha256[k])
+        raise RunError(
+            f"the MNIST files differ from those run {run.name} was trained on "
+            f"({', '.join(differing)}); point --data at the original files"
+        )
+
+
+def figure_title(config: Config) -> str:
+    return (
+        f"purenet {'-'.join(map(str, config.sizes))}, lr {config.lr}, "
+        f"{config.split.value} split, seed {config.seed}"
+    )
+
+
+def write_figure(run: Run, rows: list[Row]) -> None:
+    if rows:
+        save_figure(
+            training_figure(History.from_rows(rows), figure_title(run.config)),
+            run.folder / FIGURE_FILE,
+        )
+
+
+def record_training(
+    run: Run,
+    data: Dataset,
+    start: TrainState | None = None,
+    seconds_offset: float = 0.0,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
+) -> Outcome:
+    """Train ``run.config`` on ``data`` from ``start`` (or from scratch), recording it all.
+
+    When resuming, the snapshot at ``start.epoch`` is already on record and is not
+    written again. Ctrl-C (KeyboardInterrupt) ends the session cleanly. An interrupted or
+    diverged session also keeps a keyframe of its last sound epoch, so resuming needs no
+    recomputation and the last good params can be inspected.
+    """
+    last: Snapshot | None = None
+    status, bad_row = FINISHED, None
+    began = time.perf_counter()
+    metrics = run.open_metrics()
+    try:
+        for snapshot in train(run.config, data, start):
+            if on_snapshot is not None:
+                on_snapshot(snapshot)
+            if start is not None and snapshot.epoch == start.epoch:
+                last = snapshot
+                continue
+            row = Row.of(snapshot, seconds_offset + time.perf_counter() - began)
+            metrics.write(csv_line(row))
+            metrics.flush()
+            if snapshot.diverged:
+                status, bad_row = DIVERGED, row
+                break
+            if run.should_keyframe(snapshot.epoch):
+                run.save_keyframe(snapshot.state)
+            last = snapshot
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+    finally:
+        metrics.close()
+    if status != FINISHED and last is not None and last.epoch not in run.keyframe_epochs():
+        run.save_keyframe(last.state)  # the last sound params, for resuming or inspection
+    try:
+        write_figure(run, run.rows())
+    except PurenetError:
+        pass  # the figure is a convenience; the records above are what matter
+    seconds = seconds_offset + time.perf_counter() - began
+    run.mark(status, last.epoch if last is not None else None, seconds=round(seconds, 3))
+    return Outcome(status, last, bad_row, seconds)
+
+
+def prepare_resume(run: Run) -> tuple[TrainState, float]:
+    """The state to resume ``run`` from (its last keyframe) and the seconds on record.
+
+    Rows after that keyframe are dropped (they will be recomputed identically), and a
+    row cut mid-write by a kill is tolerated here, since the file is rewritten.
+    """
+    status = run.status()["status"]
+    if status == FINISHED:
+        raise RunError(f"run {run.folder} already finished all {run.config.epochs} epochs")
+    if status == DIVERGED:
+        raise RunError(f"run {run.folder} diverged; resuming would diverge again")
+    if status not in (INTERRUPTED,):
+        raise RunError(f"run {run.folder} is still running (status {status})")
+    keyframes = run.keyframe_epochs()
+    if not keyframes:
+        raise RunError(f"run {run.folder} has no snapshot to resume from")
+    rows = run.rows(tolerate_cut_last_line=True)
+    start = keyframes[-1]
+    if len(rows) <= start:
+        raise RunError(
+            f"{run.folder}: metrics end at epoch {len(rows) - 1}, before the last "
+            f"snapshot (epoch {start})"
+        )
+    state = run.load_keyframe(start)
+    run.rewrite_rows(rows[: start + 1])
+    return state, rows[start].seconds
