@@ -299,12 +299,18 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Whether the mirror could not be reached at all (refused, unknown host, silent)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return False
+    if isinstance(exc, urllib.error.URLError):
+        return isinstance(exc.reason, OSError)
+    return isinstance(exc, TimeoutError)
+
+
 def _network_failure(exc: BaseException) -> _MirrorFailed:
-    unreachable = isinstance(exc, urllib.error.URLError) and not isinstance(
-        exc, urllib.error.HTTPError
-    )
     one_line = " ".join(_reason(exc).split())
-    return _MirrorFailed(one_line, unreachable=unreachable or isinstance(exc, TimeoutError))
+    return _MirrorFailed(one_line, unreachable=_unreachable(exc))
 
 
 def _content_length(response) -> int | None:
@@ -363,7 +369,7 @@ def _check_download(path: Path, spec: MnistFile, stored_sha256: str) -> None:
         actual = hashlib.sha256(read_bytes(path, max_bytes=spec.size)).hexdigest()
     except IdxFormatError as exc:
         problem = str(exc).removeprefix(f"{path}: ")
-        raise _MirrorFailed(f"not the MNIST file ({problem})") from None
+        raise _MirrorFailed(problem) from None
     if actual != spec.sha256:
         raise _MirrorFailed(f"wrong content (SHA-256 {actual[:12]}..., not {spec.sha256[:12]}...)")
 

@@ -67,7 +67,8 @@ def save_params(path: Path, params: Params, **extra: np.ndarray) -> None:
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` file; refuses object arrays and never unpickles."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # Open the file here: np.load leaks its own handle when the zip is invalid.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise RunError(f"{path}: file not found") from None

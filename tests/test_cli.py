@@ -9,12 +9,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import PURENET, assert_one_error_line, environment, run
 from matplotlib.image import imread
 
 import purenet
@@ -22,39 +22,7 @@ from purenet.data import DATA_ENV, FILE_STEMS
 from purenet.history import COLUMNS, read_history
 from purenet.runs import Run
 
-PURENET = Path(sys.executable).parent / "purenet"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TIMEOUT = 120
-
-
-def environment(data: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != DATA_ENV}
-    if data is not None:
-        env[DATA_ENV] = str(data)
-    env["PYTHONWARNINGS"] = "default"  # a warning on stderr should show, not hide
-    return env
-
-
-def run(args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PURENET), *map(str, args)],
-        cwd=cwd,
-        env=environment(data),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
-    """Exit 1 with exactly one line ``purenet: error: ...`` on stderr; returns that line."""
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("purenet: error: ")
-    return lines[0]
 
 
 def kept_params(folder: Path, epoch: int):

@@ -1,0 +1,43 @@
+"""Running the installed ``purenet`` command in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from purenet.data import DATA_ENV
+
+PURENET = Path(sys.executable).parent / "purenet"
+TIMEOUT = 120
+
+
+def environment(data: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != DATA_ENV}
+    if data is not None:
+        env[DATA_ENV] = str(data)
+    env["PYTHONWARNINGS"] = "default"  # a warning on stderr should show, not hide
+    return env
+
+
+def run(args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(PURENET), *map(str, args)],
+        cwd=cwd,
+        env=environment(data),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
+    """Exit 1 with exactly one line ``purenet: error: ...`` on stderr; returns that line."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("purenet: error: ")
+    return lines[0]

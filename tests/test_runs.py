@@ -1,0 +1,341 @@
+"""Run folders: keyframes, exact replay, resume after a crash, and refusing bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pytest
+from cli_helpers import PURENET, assert_one_error_line, environment, run
+from test_train import synthetic
+
+import purenet.atomic
+from purenet.params import same_array
+from purenet.replay import matches_record, replay
+from purenet.runner import prepare_resume, record_training
+from purenet.runs import SNAPSHOT_DIR, Run, RunError, keyframe_name, list_runs
+from purenet.train import Config
+
+# -- the library, on a small synthetic problem -------------------------------------------------
+
+
+def recorded_run(folder: Path, config: Config, keyframe_every: int, data):
+    """Train ``config`` into a new run folder; returns (run, outcome, snapshots yielded)."""
+    seen = []
+    run_ = Run.create(folder, config, data.sha256, keyframe_every=keyframe_every)
+    outcome = record_training(run_, data, on_snapshot=seen.append)
+    return run_, outcome, seen
+
+
+def test_keyframes_are_epoch_zero_every_k_and_the_last(tmp_path):
+    run_, outcome, _ = recorded_run(tmp_path / "r", Config(hidden=(6,), epochs=12), 5, synthetic())
+    assert outcome.status == "finished"
+    assert run_.keyframe_epochs() == [0, 5, 10, 12]
+    assert run_.status()["status"] == "finished" and run_.status()["epoch"] == 12
+
+
+def test_every_epoch_replays_to_the_snapshot_training_yielded(tmp_path):
+    data = synthetic()
+    run_, _, yielded = recorded_run(tmp_path / "r", Config(hidden=(8,), epochs=11, lr=0.3), 4, data)
+    rows = Run.open(run_.folder).rows()
+    assert [s.epoch for s in yielded] == list(range(12)) == [r.epoch for r in rows]
+    for snapshot in yielded:
+        again = replay(Run.open(run_.folder), snapshot.epoch, data)
+        assert again == snapshot  # params compared dtype, shape and bytes
+        for old, new in zip(snapshot.params.layers, again.params.layers, strict=True):
+            assert old.w.tobytes() == new.w.tobytes() and old.b.tobytes() == new.b.tobytes()
+        assert matches_record(again, rows[snapshot.epoch])
+
+
+def test_replay_refuses_epochs_outside_the_run(tmp_path):
+    data = synthetic()
+    run_, _, _ = recorded_run(tmp_path / "r", Config(hidden=(4,), epochs=3), 2, data)
+    for epoch in (4, 100):
+        with pytest.raises(RunError, match=r"outside run r: its epochs are 0\.\.3"):
+            replay(run_, epoch, data)
+
+
+def test_replay_refuses_other_data(tmp_path):
+    data = synthetic()
+    run_ = Run.create(tmp_path / "r", Config(hidden=(4,), epochs=2), {"train_images": "ab" * 32})
+    record_training(run_, data)
+    with pytest.raises(RunError, match="differ"):
+        replay(run_, 1, data)
+
+
+def test_resuming_an_interrupted_session_gives_identical_params_and_rows(tmp_path):
+    data = synthetic()
+    config = Config(hidden=(8,), epochs=14, lr=0.3, seed=5)
+    whole, _, _ = recorded_run(tmp_path / "whole", config, 4, data)
+
+    def stop_at_epoch_9(snapshot):
+        if snapshot.epoch == 9:
+            raise KeyboardInterrupt
+
+    cut = Run.create(tmp_path / "cut", config, data.sha256, keyframe_every=4)
+    outcome = record_training(cut, data, on_snapshot=stop_at_epoch_9)
+    assert outcome.status == "interrupted" and outcome.last.epoch == 8
+    assert cut.keyframe_epochs() == [0, 4, 8]  # 8 kept at interruption
+    assert cut.status()["status"] == "interrupted"
+
+    start, seconds = prepare_resume(Run.open(cut.folder))
+    assert start.epoch == 8 and seconds > 0
+    assert record_training(cut, data, start, seconds).status == "finished"
+
+    assert cut.load_keyframe(14).params == whole.load_keyframe(14).params
+    strip = [(r.epoch, r.train_loss, r.train_acc, r.test_loss, r.test_acc) for r in cut.rows()]
+    assert strip == [
+        (r.epoch, r.train_loss, r.train_acc, r.test_loss, r.test_acc) for r in whole.rows()
+    ]
+
+
+def test_resume_drops_rows_after_the_last_keyframe_and_a_cut_last_line(tmp_path):
+    data = synthetic()
+    config = Config(hidden=(4,), epochs=9)
+    run_, _, _ = recorded_run(tmp_path / "r", config, 3, data)
+    # Pretend the process was killed after epoch 7's row, mid-way through epoch 8's row.
+    for epoch in (9,):
+        (run_.folder / SNAPSHOT_DIR / keyframe_name(epoch)).unlink()
+    lines = (run_.folder / "metrics.csv").read_text().splitlines(keepends=True)
+    (run_.folder / "metrics.csv").write_text("".join(lines[:9]) + lines[9][:7])
+    run_.mark("interrupted", 7)
+    with pytest.raises(RunError, match="cut mid-row"):
+        run_.rows()
+    start, _ = prepare_resume(Run.open(run_.folder))
+    assert start.epoch == 6
+    assert [r.epoch for r in run_.rows()] == list(range(7))
+
+
+@pytest.mark.parametrize(
+    "status, message", [("finished", "already finished"), ("diverged", "diverged")]
+)
+def test_resume_refuses_finished_and_diverged_runs(tmp_path, status, message):
+    run_, _, _ = recorded_run(tmp_path / "r", Config(hidden=(4,), epochs=2), 1, synthetic())
+    run_.mark(status, 2)
+    with pytest.raises(RunError, match=message):
+        prepare_resume(run_)
+
+
+def test_a_failing_replace_keeps_the_previous_snapshot_and_leaves_no_temporary_file(
+    tmp_path, monkeypatch
+):
+    data = synthetic()
+    run_, _, yielded = recorded_run(tmp_path / "r", Config(hidden=(4,), epochs=3), 1, data)
+    path = run_.keyframe_path(2)
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(purenet.atomic.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space"):
+        run_.save_keyframe(attrs.evolve(yielded[3].state, epoch=2))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [keyframe_name(e) for e in range(4)]
+    assert not [p for p in run_.folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_list_runs_reports_unreadable_folders(tmp_path):
+    data = synthetic()
+    recorded_run(tmp_path / "good", Config(hidden=(4,), epochs=2), 1, data)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (tmp_path / "not-a-run").mkdir()
+    found = list_runs(tmp_path)
+    assert [getattr(f, "name", None) for f in found] == [None, "good"]
+    assert isinstance(found[0], tuple) and "config.json" in str(found[0][1])
+
+
+# -- the installed command on the real MNIST ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, mnist_dir) -> Path:
+    """A finished 6-epoch run with keyframes every 2 epochs, written by the CLI."""
+    folder = tmp_path_factory.mktemp("cli") / "six"
+    result = run(
+        ["train", "--epochs", 6, "--keyframe-every", 2, "--quiet", "--out", folder],
+        folder.parent,
+        data=mnist_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def broken_copy(cli_run: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "copy"
+    shutil.copytree(cli_run, folder)
+    return folder
+
+
+def test_cli_replay_matches_the_record_and_the_params_training_saved(cli_run, mnist_dir, tmp_path):
+    folder = broken_copy(cli_run, tmp_path)  # without the keyframe of epoch 6, replay
+    (folder / SNAPSHOT_DIR / keyframe_name(6)).unlink()  # must fold forward from epoch 4
+    figure, params = tmp_path / "f.png", tmp_path / "p.npz"
+    result = run(
+        ["replay", folder, "--epoch", 6, "--figure", figure, "--save-params", params],
+        tmp_path,
+        data=mnist_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "from the snapshot of epoch 4, 2 epochs folded forward" in result.stdout
+    assert "matches the recorded row bit for bit" in result.stdout
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    with np.load(params, allow_pickle=False) as saved:
+        replayed = {k: saved[k] for k in saved.files}
+    trained = Run.open(cli_run).load_keyframe(6).params.arrays()
+    assert set(replayed) == set(trained) == {"w0", "b0", "w1", "b1"}
+    assert all(same_array(replayed[k], trained[k]) for k in trained)
+
+
+def test_cli_replay_out_of_range_names_the_valid_range(cli_run, mnist_dir, tmp_path):
+    line = assert_one_error_line(run(["replay", cli_run, "--epoch", 7], tmp_path, data=mnist_dir))
+    assert "epochs are 0..6" in line
+
+
+def test_cli_evaluate_prints_per_class_accuracy_and_a_confusion_matrix(
+    cli_run, mnist_dir, tmp_path
+):
+    result = run(["evaluate", cli_run], tmp_path, data=mnist_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    matrix = [line for line in lines if line.strip()[:2] in {f"{d}:" for d in range(10)}]
+    per_class, confusion = matrix[:10], matrix[10:]
+    assert len(confusion) == 10
+    counts = np.array([[int(v) for v in line.split(":")[1].split()] for line in confusion])
+    assert counts.sum() == 7000
+    images = [int(line.split("(")[1].split()[0]) for line in per_class]
+    assert images == counts.sum(axis=1).tolist()
+    accuracy = float(lines[0].split("test accuracy ")[1].split("%")[0]) / 100
+    assert accuracy == pytest.approx(np.trace(counts) / 7000, abs=5e-5)
+
+
+def test_cli_runs_lists_status_and_progress(cli_run, tmp_path):
+    result = run(["runs", cli_run.parent], tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("six "))
+    assert "finished" in line and "6/6" in line and "784-10-10" in line
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garble(path: Path) -> None:
+    path.write_bytes(b"PK\x03\x04" + os.urandom(200))
+
+
+class Payload:
+    """Unpickling this would create a marker file: proof that code from a file ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "object array"])
+def test_cli_refuses_a_damaged_snapshot_naming_it(cli_run, mnist_dir, tmp_path, damage):
+    folder = broken_copy(cli_run, tmp_path)
+    snapshot = folder / SNAPSHOT_DIR / keyframe_name(4)
+    marker = tmp_path / "code-ran"
+    if damage == "truncated":
+        _truncate(snapshot)
+    elif damage == "garbled":
+        _garble(snapshot)
+    else:
+        arrays = dict(np.load(snapshot))
+        arrays["w0"] = np.array([Payload(marker)], dtype=object)
+        np.savez(snapshot, **arrays)
+    for command in (["replay", folder, "--epoch", 5], ["evaluate", folder, "--epoch", 4]):
+        line = assert_one_error_line(run(command, tmp_path, data=mnist_dir))
+        assert str(snapshot) in line
+        if damage == "object array":
+            assert "object arrays" in line
+    assert not marker.exists()
+
+
+def test_cli_refuses_an_unknown_schema_version(cli_run, mnist_dir, tmp_path):
+    folder = broken_copy(cli_run, tmp_path)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["schema_version"] = 99
+    (folder / "config.json").write_text(json.dumps(meta))
+    line = assert_one_error_line(run(["replay", folder], tmp_path, data=mnist_dir))
+    assert str(folder / "config.json") in line and "schema version 99" in line
+    listing = run(["runs", tmp_path], tmp_path)
+    assert "unreadable" in listing.stdout and "schema version 99" in listing.stdout
+
+
+def test_cli_refuses_a_metrics_file_cut_mid_line(cli_run, mnist_dir, tmp_path):
+    folder = broken_copy(cli_run, tmp_path)
+    metrics = folder / "metrics.csv"
+    metrics.write_text(metrics.read_text()[:-12])
+    line = assert_one_error_line(run(["evaluate", folder], tmp_path, data=mnist_dir))
+    assert str(metrics) in line and "cut" in line
+
+
+def test_cli_refuses_a_missing_run_folder(tmp_path):
+    for command in (["replay", tmp_path / "nope"], ["evaluate", tmp_path / "nope"]):
+        line = assert_one_error_line(run(command, tmp_path))
+        assert "does not exist" in line and "nope" in line
+    assert_one_error_line(run(["train", "--resume", tmp_path / "nope"], tmp_path))
+
+
+def _rows_without_seconds(folder: Path) -> list[tuple]:
+    return [
+        tuple(line.split(",")[:5]) for line in (folder / "metrics.csv").read_text().splitlines()
+    ]
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(mnist_dir, tmp_path):
+    args = ["train", "--epochs", 40, "--keyframe-every", 8, "--quiet"]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [str(PURENET), *map(str, args), "--out", str(killed)],
+        cwd=tmp_path,
+        env=environment(mnist_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while (
+            not (killed / "metrics.csv").exists()
+            or len((killed / "metrics.csv").read_text().splitlines()) < 20
+        ):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    killed_run = Run.open(killed)  # readable as it was left
+    assert killed_run.status()["status"] == "interrupted"
+    assert 19 <= len(killed_run.rows(tolerate_cut_last_line=True)) <= 41
+    listing = run(["runs", tmp_path], tmp_path)
+    assert any(
+        line.startswith("killed ") and "interrupted" in line for line in listing.stdout.splitlines()
+    )
+
+    resumed = run(["train", "--resume", killed, "--quiet"], tmp_path, data=mnist_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = tmp_path / "whole"
+    assert run([*args, "--out", whole], tmp_path, data=mnist_dir).returncode == 0
+
+    final_killed = Run.open(killed).load_keyframe(40).params
+    final_whole = Run.open(whole).load_keyframe(40).params
+    for a, b in zip(final_killed.layers, final_whole.layers, strict=True):
+        assert a.w.tobytes() == b.w.tobytes() and a.b.tobytes() == b.b.tobytes()
+    assert _rows_without_seconds(killed) == _rows_without_seconds(whole)
+    assert Run.open(killed).status()["status"] == "finished"
