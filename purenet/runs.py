@@ -39,7 +39,7 @@ from purenet.params import Layer, Params
 from purenet.train import Config
 
 SCHEMA_VERSION = 1
-DEFAULT_KEYFRAME_EVERY = 50
+DEFAULT_KEYFRAME_EVERY = 25
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
