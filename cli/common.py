@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from purenet.data import DATA_ENV, Dataset, load_dataset, resolve_data_dir
-from purenet.errors import DataError
+from purenet.data import DATA_ENV, Dataset
+from purenet.download import load_verified
 from purenet.runs import Run
 
 
@@ -47,13 +48,15 @@ DataOption = Annotated[
     Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
     typer.Option(
         "--data",
-        help=f"Folder with the four MNIST IDX files (raw or .gz). Default: ${DATA_ENV}.",
+        help="Folder with the four MNIST IDX files (raw or .gz). "
+        f"Default: ${DATA_ENV}, else the download cache (filled from the mirrors on first use).",
         file_okay=False,
     ),
 ]
 
 RunArgument = Annotated[
-    Path, typer.Argument(help="A run folder written by 'purenet train'.", file_okay=False)
+    Path,
+    typer.Argument(metavar="RUN", help="A run folder written by 'purenet train'.", file_okay=False),
 ]
 
 EpochOption = Annotated[
@@ -63,12 +66,12 @@ EpochOption = Annotated[
 
 
 def load_run_data(run: Run, option: Path | None) -> Dataset:
-    """The dataset of ``run``: from ``--data``, else ``$PURENET_DATA``, else the folder
-    the run was trained from."""
-    try:
-        folder = resolve_data_dir(option)
-    except DataError:
-        if option is not None or run.data_folder is None:
-            raise
-        folder = resolve_data_dir(Path(run.data_folder))
-    return load_dataset(folder, run.config.split, run.config.seed)
+    """The dataset of ``run``: from ``--data``, else ``$PURENET_DATA``, else the folder the
+    run was trained from if it still exists, else the download cache. The content is
+    checked against the run's own record (see ``purenet.runner.check_data``), which also
+    covers runs trained on a user's own variant of the files."""
+    if option is None and not os.environ.get(DATA_ENV, "").strip() and run.data_folder:
+        recorded = Path(run.data_folder)
+        if recorded.is_dir():
+            option = recorded
+    return load_verified(option, run.config.split, run.config.seed, verify=False)[1]

@@ -25,13 +25,15 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from purenet.data import DATA_ENV, find_file
+from cli.common import fail
+from purenet.data import DATA_ENV, Dataset, Split, find_file
 from purenet.download import (
     FILES,
     FileInfo,
     ProgressCallback,
     describe_folder,
     ensure_cache,
+    load_verified,
     locate,
     verify_file,
 )
@@ -54,12 +56,6 @@ DataOption = Annotated[
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``purenet: error: message`` to stderr and return the Exit to raise."""
-    typer.echo(f"purenet: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def warn_unverified(folder: Path) -> None:
@@ -100,6 +96,22 @@ def download_progress(quiet: bool) -> Iterator[ProgressCallback | None]:
     bar = _DownloadBar()
     with bar.progress:
         yield bar
+
+
+def training_data(
+    data: Path | None, split: Split, seed: int, quiet: bool, verify: bool = True
+) -> tuple[Path, Dataset]:
+    """The MNIST folder and split for a command that trains: ``load_verified`` with a
+    download bar on a terminal, and a loud warning when a user's folder goes unchecked.
+
+    Raises:
+        PurenetError: one line, for the caller to print.
+    """
+    with download_progress(quiet) as progress:
+        folder, dataset = load_verified(data, split, seed, progress=progress, verify=verify)
+    if not verify and locate(data)[1] != "cache":
+        warn_unverified(folder)
+    return folder, dataset
 
 
 SOURCES = {"--data": "--data", DATA_ENV: f"${DATA_ENV}", "cache": "the download cache"}

@@ -113,7 +113,8 @@ def evaluate_command(
 
 def runs_command(
     folder: Annotated[
-        Path, typer.Argument(help="Folder holding run folders.", file_okay=False)
+        Path,
+        typer.Argument(metavar="FOLDER", help="Folder holding run folders.", file_okay=False),
     ] = Path("runs"),
 ) -> None:
     """List the runs in a folder: status, epochs done, and the last test accuracy."""

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from cli.data import data_app
 from cli.inspect import evaluate_command, replay_command, runs_command
 from cli.train import train_command
 from purenet import __version__
@@ -30,6 +31,7 @@ app.command("train")(train_command)
 app.command("replay")(replay_command)
 app.command("evaluate")(evaluate_command)
 app.command("runs")(runs_command)
+app.add_typer(data_app, name="data")
 
 
 def _version(value: bool) -> None:

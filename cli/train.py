@@ -10,8 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from cli.common import DataOption, check_hidden, check_lr, fail, load_run_data, parse_hidden
+from cli.data import training_data
 from cli.progress import TrainingProgress
-from purenet.data import Split, load_dataset, resolve_data_dir
+from purenet.data import Split
 from purenet.errors import PurenetError
 from purenet.params import Init
 from purenet.runner import Outcome, prepare_resume, record_training
@@ -79,6 +80,14 @@ def train_command(
             file_okay=False,
         ),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Check that the data files are MNIST by the SHA-256 of their content. "
+            "--no-verify uses a --data folder as it is, with a warning.",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train a network on MNIST, recording every epoch in a run folder.
@@ -102,8 +111,7 @@ def train_command(
                 split=split,
                 init=init,
             )
-            folder = resolve_data_dir(data)
-            dataset = load_dataset(folder, config.split, config.seed)
+            folder, dataset = training_data(data, config.split, config.seed, quiet, verify)
             run = Run.create(
                 out if out is not None else default_run_folder(),
                 config,

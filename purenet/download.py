@@ -30,14 +30,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 import attrs
 
 from purenet import __version__
-from purenet.data import DATA_ENV, FILE_STEMS, HOW_TO_PROVIDE, find_file, resolve_data_dir
+from purenet.data import (
+    DATA_ENV,
+    FILE_STEMS,
+    HOW_TO_PROVIDE,
+    Dataset,
+    Split,
+    find_file,
+    load_dataset,
+    resolve_data_dir,
+)
 from purenet.errors import DataError, IdxFormatError
 from purenet.idx import ACCEPTED_MAGICS, GZIP_MAGIC, read_bytes
 
@@ -202,6 +211,14 @@ def _is_good(path: Path, key: str) -> bool:
         return False
 
 
+def _wrong_content(path: Path, spec: MnistFile, actual: str | None) -> DataError:
+    return DataError(
+        f"{path}: not the MNIST {spec.stem} file: expected content SHA-256 "
+        f"{spec.sha256}, got {actual}; replace it with the original file, or use "
+        f"neither --data nor {DATA_ENV} to get verified files from the download cache"
+    )
+
+
 def check_folder(folder: Path) -> None:
     """Verify the four files in a user's folder (the ones ``load_mnist`` would read).
 
@@ -213,11 +230,22 @@ def check_folder(folder: Path) -> None:
         path = find_file(folder, spec.stem)
         ok, actual = verify_file(path, key)
         if not ok:
-            raise DataError(
-                f"{path}: not the MNIST {spec.stem} file: expected content SHA-256 "
-                f"{spec.sha256}, got {actual}; replace it with the original file, or use "
-                f"neither --data nor {DATA_ENV} to get verified files from the download cache"
-            )
+            raise _wrong_content(path, spec, actual)
+
+
+def check_content_hashes(folder: Path, sha256: Mapping[str, str]) -> None:
+    """Refuse content hashes that are not MNIST's, as ``load_mnist`` records them in
+    ``Mnist.sha256`` / ``Dataset.sha256`` (keyed like ``FILE_STEMS``).
+
+    Checking what was loaded costs nothing more, where :func:`check_folder` decompresses
+    every file a second time.
+
+    Raises:
+        DataError: naming the first wrong file, with the expected and actual SHA-256.
+    """
+    for key, spec in FILES.items():
+        if sha256.get(key) != spec.sha256:
+            raise _wrong_content(find_file(folder, spec.stem), spec, sha256.get(key))
 
 
 # -- mirrors ---------------------------------------------------------------------------------
@@ -340,6 +368,8 @@ def _stream(
     try:
         response = _opener(url).open(request, timeout=timeout)
     except (http.client.HTTPException, OSError) as exc:  # URLError is an OSError
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # an HTTPError holds the open response
         raise _network_failure(exc) from None
     with response:
         total = _content_length(response)
@@ -463,7 +493,7 @@ def ensure_cache(
 
     Raises:
         DataError: one line, when every mirror failed for a file (saying what was tried
-            and how to supply the files by hand) or the cache cannot be written.
+            and how to supply the files by hand) or the cache cannot be used.
     """
     cache = cache_dir()
     try:
@@ -477,7 +507,7 @@ def ensure_cache(
         for spec in pending:
             _fetch_from_mirrors(cache, spec, tried_mirrors, unreachable, progress, timeout)
     except OSError as exc:
-        raise DataError(f"cannot write the MNIST cache {cache}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot use the MNIST cache {cache}: {exc.strerror or exc}") from None
     return cache
 
 
@@ -504,6 +534,33 @@ def ensure_mnist(
     if verify:
         check_folder(where)
     return where
+
+
+def load_verified(
+    folder: Path | None,
+    split: Split | str,
+    seed: int,
+    mirrors: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+    verify: bool = True,
+) -> tuple[Path, Dataset]:
+    """Find MNIST as :func:`ensure_mnist` does, load the split, and check its content.
+
+    A user's folder is checked through the hashes that loading computes anyway, so each
+    file is decompressed once. ``verify=False`` skips that check (the cache is always
+    checked).
+
+    Returns:
+        The folder and the :class:`purenet.data.Dataset`.
+
+    Raises:
+        DataError: as :func:`ensure_mnist` and :func:`purenet.data.load_dataset` do.
+    """
+    where = ensure_mnist(folder, mirrors, progress, verify=False)
+    dataset = load_dataset(where, split, seed)
+    if verify:
+        check_content_hashes(where, dataset.sha256)
+    return where, dataset
 
 
 # -- describing a folder ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from purenet.data import DATA_ENV
@@ -13,8 +14,16 @@ PURENET = Path(sys.executable).parent / "purenet"
 TIMEOUT = 120
 
 
+# Commands under test never see a developer's real cache or the internet: the cache is a
+# fresh folder and the only mirror is a closed port on this machine.
+ISOLATED_CACHE = Path(tempfile.mkdtemp(prefix="purenet-test-cache-"))
+NO_MIRROR = "http://127.0.0.1:9/"
+
+
 def environment(data: Path | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != DATA_ENV}
+    env["XDG_CACHE_HOME"] = str(ISOLATED_CACHE)
+    env["PURENET_MIRRORS"] = NO_MIRROR
     if data is not None:
         env[DATA_ENV] = str(data)
     env["PYTHONWARNINGS"] = "default"  # a warning on stderr should show, not hide

@@ -56,8 +56,30 @@ def test_top_level_help(tmp_path):
     result = run(["--help"], tmp_path)
     assert result.returncode == 0
     assert "Usage: purenet" in result.stdout
-    for word in ("train", "--version", "--help"):
+    for word in ("train", "replay", "evaluate", "runs", "data", "--version", "--help"):
         assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        (["replay"], ["--epoch", "--figure", "--save-params", "--data", "RUN"]),
+        (["evaluate"], ["--epoch", "--data", "RUN"]),
+        (["runs"], ["[FOLDER]"]),
+        (["data"], ["download", "verify", "info"]),
+        (["data", "download"], ["--quiet"]),
+        (["data", "verify"], ["--data"]),
+        (["data", "info"], ["--data"]),
+    ],
+)
+def test_every_command_has_help(tmp_path, command, options):
+    result = run([*command, "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: purenet {' '.join(command)}" in result.stdout
+    for option in options:
+        assert option in result.stdout
+    body = result.stdout.split("Options:")[0].splitlines()[2:]
+    assert any(line.strip() for line in body), "the command says what it does"
 
 
 def test_train_help_lists_its_options(tmp_path):
@@ -66,7 +88,9 @@ def test_train_help_lists_its_options(tmp_path):
     assert "Usage: purenet train" in result.stdout
     for option in ("--hidden", "--epochs", "--lr", "--seed", "--split", "--init", "--data"):
         assert option in result.stdout
-    for option in ("--out", "--quiet", "reference", "standard", DATA_ENV):
+    for option in ("--out", "--quiet", "--resume", "--keyframe-every", "--no-verify"):
+        assert option in result.stdout
+    for option in ("reference", "standard", DATA_ENV):
         assert option in result.stdout
 
 
@@ -211,10 +235,10 @@ def test_missing_data_folder_is_one_error_line(tmp_path, mnist_dir):
     assert not (tmp_path / "run").exists()
 
 
-def test_no_data_folder_at_all_is_one_error_line(tmp_path):
+def test_no_data_anywhere_and_no_mirror_is_one_error_line(tmp_path):
     result = run(["train", "--out", "run"], tmp_path, data=None)
     line = assert_one_error_line(result)
-    assert "no MNIST data folder given" in line
+    assert "could not download" in line and "127.0.0.1:9" in line
     assert "--data" in line and DATA_ENV in line
     assert not (tmp_path / "run").exists()
 
