@@ -1,13 +1,15 @@
 """The per-epoch record of a run: columns of metrics, to and from CSV.
 
-One row per snapshot: ``epoch, train_loss, train_acc, test_loss, test_acc, seconds``,
-where ``seconds`` is the wall time since training started. Floats are written with
-``repr`` so a row read back gives the very same numbers.
+One row per snapshot: ``epoch, train_loss, train_acc, test_loss, test_acc, valid_loss,
+valid_acc, seconds``, where ``seconds`` is the wall time since training started and the
+validation columns are ``nan`` for a run without a validation set. Floats are written
+with ``repr`` so a row read back gives the very same numbers.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,7 +18,16 @@ import numpy as np
 
 from purenet.errors import PurenetError
 
-COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "valid_loss",
+    "valid_acc",
+    "seconds",
+)
 
 
 @attrs.frozen
@@ -28,17 +39,22 @@ class Row:
     train_acc: float
     test_loss: float
     test_acc: float
+    valid_loss: float
+    valid_acc: float
     seconds: float
 
     @classmethod
     def of(cls, snapshot, seconds: float) -> Row:
         """The row of a :class:`purenet.train.Snapshot` taken ``seconds`` into the run."""
+        valid = snapshot.valid
         return cls(
             snapshot.epoch,
             snapshot.train.loss,
             snapshot.train.accuracy,
             snapshot.test.loss,
             snapshot.test.accuracy,
+            valid.loss if valid is not None else math.nan,
+            valid.accuracy if valid is not None else math.nan,
             seconds,
         )
 
@@ -55,6 +71,8 @@ class History:
     train_acc: np.ndarray
     test_loss: np.ndarray
     test_acc: np.ndarray
+    valid_loss: np.ndarray
+    valid_acc: np.ndarray
     seconds: np.ndarray
 
     @classmethod

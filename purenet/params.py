@@ -27,6 +27,14 @@ def readonly_array(value) -> np.ndarray:
     return array
 
 
+def frozen_result(array: np.ndarray) -> np.ndarray:
+    """Mark a freshly computed array (one that owns its data and that nobody else holds)
+    read-only in place, so a record can take it without another copy."""
+    if array.base is None and array.flags.owndata:
+        array.setflags(write=False)
+    return array
+
+
 def same_array(a: np.ndarray, b: np.ndarray) -> bool:
     """Bit-identical: same dtype, same shape and same bytes (so NaN equals the same NaN)."""
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
@@ -58,11 +66,21 @@ class Layer:
             raise ValueError(f"w and b need one floating dtype, got {self.w.dtype}, {self.b.dtype}")
 
 
+class Activation(str, enum.Enum):
+    """The non-linearity of the hidden layers."""
+
+    RELU = "relu"
+    TANH = "tanh"
+    SIGMOID = "sigmoid"
+
+
 @attrs.frozen
 class Params:
-    """The parameters of a feedforward network: one :class:`Layer` per affine map."""
+    """The parameters of a feedforward network: one :class:`Layer` per affine map, and
+    the name of the hidden layers' activation (plain data, so params stay serialisable)."""
 
     layers: tuple[Layer, ...] = attrs.field(converter=tuple)
+    activation: Activation = attrs.field(default=Activation.RELU, converter=Activation)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
@@ -93,19 +111,30 @@ class Params:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Params:
+    def from_arrays(cls, arrays: dict[str, np.ndarray], activation="relu") -> Params:
         """Inverse of :meth:`arrays`."""
         n = len(arrays) // 2
-        return cls(tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n)))
+        layers = tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n))
+        return cls(layers, activation)
 
 
 def map_params(fn: Callable[..., np.ndarray], *trees: Params) -> Params:
-    """Apply ``fn`` array-wise across params of identical structure."""
+    """Apply ``fn`` array-wise across params of identical structure.
+
+    ``fn`` must return new arrays (as NumPy operations do); they become the new record's
+    read-only arrays without another copy. The activation of the first tree is kept.
+    """
+
+    def apply(*arrays: np.ndarray) -> np.ndarray:
+        out = fn(*arrays)
+        return out if any(out is a for a in arrays) else frozen_result(out)
+
     return Params(
         tuple(
-            Layer(fn(*(t.layers[i].w for t in trees)), fn(*(t.layers[i].b for t in trees)))
+            Layer(apply(*(t.layers[i].w for t in trees)), apply(*(t.layers[i].b for t in trees)))
             for i in range(len(trees[0].layers))
-        )
+        ),
+        trees[0].activation,
     )
 
 
@@ -118,7 +147,11 @@ class Init(str, enum.Enum):
 
 
 def init_params(
-    sizes: Sequence[int], seed: int, scheme: Init | str = Init.HE, dtype=np.float32
+    sizes: Sequence[int],
+    seed: int,
+    scheme: Init | str = Init.HE,
+    dtype=np.float32,
+    activation: Activation | str = Activation.RELU,
 ) -> Params:
     """Fresh parameters for a network with layer widths ``sizes`` (input first).
 
@@ -137,4 +170,4 @@ def init_params(
             w = rng.standard_normal((n_in, n_out)) * np.sqrt(var)
             b = np.zeros(n_out)
         layers.append(Layer(w.astype(dtype), b.astype(dtype)))
-    return Params(tuple(layers))
+    return Params(tuple(layers), activation)

@@ -8,6 +8,10 @@ run yielded, and so are its metrics and the recorded row.
 
 from __future__ import annotations
 
+import math
+
+import attrs
+
 from purenet.data import Dataset
 from purenet.history import Row
 from purenet.runner import check_data
@@ -32,7 +36,10 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
         span = f"0..{epochs[-1]}" if len(epochs) else "none"
         raise RunError(f"epoch {epoch} is outside run {run.name}: its epochs are {span}")
     check_data(run, data)
-    earlier = [k for k in run.keyframe_epochs() if k <= epoch]
+    # A stochastic run's train metrics for epoch N come from epoch N's batches, so its
+    # replay must fold through epoch N: start strictly before it (except at epoch 0).
+    strict = run.config.stochastic and epoch > 0
+    earlier = [k for k in run.keyframe_epochs() if k < epoch or (k == epoch and not strict)]
     if not earlier:
         raise RunError(f"run {run.name} has no snapshot at or before epoch {epoch}")
     for snapshot in train(run.config, data, start=run.load_keyframe(earlier[-1])):
@@ -42,11 +49,10 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
 
 
 def matches_record(snapshot: Snapshot, row: Row) -> bool:
-    """True when the snapshot's metrics equal the recorded row bit for bit."""
-    return (
-        snapshot.epoch == row.epoch
-        and snapshot.train.loss == row.train_loss
-        and snapshot.train.accuracy == row.train_acc
-        and snapshot.test.loss == row.test_loss
-        and snapshot.test.accuracy == row.test_acc
+    """True when the snapshot's metrics equal the recorded row bit for bit (NaN, for an
+    absent validation set, equals NaN)."""
+    again = Row.of(snapshot, row.seconds)
+    return all(
+        a == b or (math.isnan(a) and math.isnan(b))
+        for a, b in zip(attrs.astuple(again), attrs.astuple(row), strict=True)
     )

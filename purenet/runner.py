@@ -30,12 +30,18 @@ class Outcome:
         last: the last snapshot whose params are sound (None if none was completed).
         bad_row: for a diverged run, the row of the epoch where it diverged.
         seconds: training time of the whole run so far, earlier sessions included.
+        best_epoch: with a validation set, the epoch of the best validation accuracy
+            (the earliest, on ties) among those on record.
+        stopped_early: the run ended before its last epoch because validation accuracy
+            had not improved for ``patience`` epochs.
     """
 
     status: str
     last: Snapshot | None
     bad_row: Row | None = None
     seconds: float = 0.0
+    best_epoch: int | None = None
+    stopped_early: bool = False
 
 
 def check_data(run: Run, data: Dataset) -> None:
@@ -78,7 +84,8 @@ def record_training(
     recomputation and the last good params can be inspected.
     """
     last: Snapshot | None = None
-    status, bad_row = FINISHED, None
+    status, bad_row, stopped_early = FINISHED, None, False
+    best = _best_so_far(run)
     began = time.perf_counter()
     metrics = run.open_metrics()
     try:
@@ -97,19 +104,53 @@ def record_training(
             if run.should_keyframe(snapshot.epoch):
                 run.save_keyframe(snapshot.state)
             last = snapshot
+            best = _better(best, snapshot)
+            if _patience_ran_out(run.config, best, snapshot.epoch):
+                stopped_early = True
+                break
     except KeyboardInterrupt:
         status = INTERRUPTED
     finally:
         metrics.close()
-    if status != FINISHED and last is not None and last.epoch not in run.keyframe_epochs():
-        run.save_keyframe(last.state)  # the last sound params, for resuming or inspection
+    if (status != FINISHED or stopped_early) and last is not None:
+        if last.epoch not in run.keyframe_epochs():
+            run.save_keyframe(last.state)  # the last sound params, to resume or inspect
     try:
         write_figure(run, run.rows())
     except PurenetError:
         pass  # the figure is a convenience; the records above are what matter
     seconds = seconds_offset + time.perf_counter() - began
-    run.mark(status, last.epoch if last is not None else None, seconds=round(seconds, 3))
-    return Outcome(status, last, bad_row, seconds)
+    best_epoch = best[0] if best is not None else None
+    extra = {"seconds": round(seconds, 3)}
+    if best_epoch is not None:
+        extra.update(best_epoch=best_epoch, best_valid_acc=best[1])
+    if stopped_early:
+        extra["stopped_early"] = True
+    run.mark(status, last.epoch if last is not None else None, **extra)
+    return Outcome(status, last, bad_row, seconds, best_epoch, stopped_early)
+
+
+def _best_so_far(run: Run) -> tuple[int, float] | None:
+    """(epoch, validation accuracy) of the best recorded epoch, if the run validates."""
+    if run.config.validation == 0:
+        return None
+    rows = run.rows(tolerate_cut_last_line=True)
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r.valid_acc, -r.epoch))
+    return best.epoch, best.valid_acc
+
+
+def _better(best: tuple[int, float] | None, snapshot: Snapshot) -> tuple[int, float] | None:
+    if snapshot.valid is None:
+        return best
+    if best is None or snapshot.valid.accuracy > best[1]:
+        return snapshot.epoch, snapshot.valid.accuracy
+    return best
+
+
+def _patience_ran_out(config: Config, best: tuple[int, float] | None, epoch: int) -> bool:
+    return config.patience is not None and best is not None and epoch - best[0] >= config.patience
 
 
 def prepare_resume(run: Run) -> tuple[TrainState, float]:

@@ -6,7 +6,8 @@
   metrics.csv          one row per completed epoch (see purenet.history), appended
   snapshots/
     epoch-000000.npz   keyframes: epoch 0, every K epochs, the last epoch, and the
-    epoch-000050.npz   epoch a run was interrupted at; params (w0, b0, ...) + epoch
+    epoch-000025.npz   epoch a run was interrupted at: params (w0, b0, ...), the
+                       optimizer's state (opt.*) and the epoch
   status.json          running / finished / interrupted / diverged; written last
 ```
 
@@ -77,7 +78,9 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise RunError(f"{path}: not a readable snapshot: {reason}") from None
 
 
-def params_from_npz(arrays: dict[str, np.ndarray], sizes: tuple[int, ...], path: Path) -> Params:
+def params_from_npz(
+    arrays: dict[str, np.ndarray], sizes: tuple[int, ...], path: Path, activation="relu"
+) -> Params:
     """Params from arrays ``w0, b0, ...``, checked against the expected layer sizes."""
     layers = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
@@ -92,7 +95,7 @@ def params_from_npz(arrays: dict[str, np.ndarray], sizes: tuple[int, ...], path:
         if not np.issubdtype(w.dtype, np.floating):
             raise RunError(f"{path}: layer {i} holds {w.dtype}, not floats")
         layers.append(Layer(w, b))
-    return Params(tuple(layers))
+    return Params(tuple(layers), activation)
 
 
 def _read_json(path: Path) -> dict:
@@ -255,7 +258,11 @@ class Run:
         return self.folder / SNAPSHOT_DIR / keyframe_name(epoch)
 
     def save_keyframe(self, state: TrainState) -> None:
-        save_params(self.keyframe_path(state.epoch), state.params, epoch=np.int64(state.epoch))
+        """Save the params, the optimizer's state (``opt.*`` arrays) and the epoch."""
+        opt = {f"opt.{k}": v for k, v in state.opt_state.arrays().items()}
+        save_params(
+            self.keyframe_path(state.epoch), state.params, epoch=np.int64(state.epoch), **opt
+        )
 
     def load_keyframe(self, epoch: int) -> TrainState:
         """The training state saved at ``epoch``."""
@@ -264,8 +271,13 @@ class Run:
         stored = arrays.get("epoch")
         if stored is None or stored.shape != () or int(stored) != epoch:
             raise RunError(f"{path}: does not hold epoch {epoch}")
-        params = params_from_npz(arrays, self.config.sizes, path)
-        return TrainState(params, self.config.optimizer().init(params), epoch)
+        params = params_from_npz(arrays, self.config.sizes, path, self.config.activation)
+        opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
+        try:
+            opt_state = self.config.make_optimizer().state_from_arrays(opt_arrays, params)
+        except (KeyError, ValueError) as exc:
+            raise RunError(f"{path}: optimizer state unusable ({exc})") from None
+        return TrainState(params, opt_state, epoch)
 
     def should_keyframe(self, epoch: int) -> bool:
         return epoch % self.keyframe_every == 0 or epoch == self.config.epochs

@@ -166,7 +166,7 @@ def test_short_run_status_and_config(short_run, mnist_dir):
     config = meta["config"]
     assert config["epochs"] == 3 and config["hidden"] == [10] and config["lr"] == 0.1
     assert config["split"] == "reference" and config["layer_sizes"] == [784, 10, 10]
-    assert config["optimizer"] == {"name": "sgd", "lr": 0.1}
+    assert config["optimizer"] == "sgd" and config["batch_size"] is None
     assert meta["data"]["folder"] == str(mnist_dir.resolve())
     assert meta["data"]["sha256"]["train_images"] == (
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
