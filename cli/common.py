@@ -33,14 +33,28 @@ def parse_hidden(value: str) -> tuple[int, ...]:
     return widths
 
 
-def check_hidden(value: str) -> str:
-    parse_hidden(value)
+def check_hidden(value: str | None) -> str | None:
+    if value is not None:
+        parse_hidden(value)
     return value
 
 
-def check_lr(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
+def check_lr(value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
         raise typer.BadParameter(f"{value} is not a finite number > 0")
+    return value
+
+
+def check_batch_size(value: str | None) -> str | None:
+    """'full' or a whole number >= 1."""
+    if value is None or value == "full":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a whole number nor 'full'") from None
+    if size < 1:
+        raise typer.BadParameter(f"{size} is below 1")
     return value
 
 

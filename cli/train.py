@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import enum
 import signal
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
+import attrs
 import typer
 
-from cli.common import DataOption, check_hidden, check_lr, fail, load_run_data, parse_hidden
+from cli.common import (
+    DataOption,
+    check_batch_size,
+    check_hidden,
+    check_lr,
+    fail,
+    load_run_data,
+    parse_hidden,
+)
 from cli.data import training_data
 from cli.progress import TrainingProgress
 from purenet.data import Split
-from purenet.errors import PurenetError
-from purenet.params import Init
+from purenet.errors import ConfigError, PurenetError
+from purenet.optim import Schedule
+from purenet.params import Activation, Init
+from purenet.presets import PRESETS, describe, preset_config
 from purenet.runner import Outcome, prepare_resume, record_training
 from purenet.runs import DEFAULT_KEYFRAME_EVERY, DIVERGED, INTERRUPTED, Run
-from purenet.train import Config
+from purenet.train import OPTIMIZERS, Config
 
 EXIT_INTERRUPTED = 130
 
@@ -32,35 +44,113 @@ def default_run_folder() -> Path:
     return folder
 
 
+PRESET_HELP = "Starting settings; explicit options override them. " + "; ".join(
+    f"{name}: {describe(name)}" for name in PRESETS
+)
+Preset = enum.Enum("Preset", {name: name for name in PRESETS}, type=str)
+OptimizerName = enum.Enum("OptimizerName", {name: name for name in OPTIMIZERS}, type=str)
+MaybeInt = Optional[int]  # noqa: UP045 (typer reads the annotations at run time)
+MaybeFloat = Optional[float]  # noqa: UP045
+
+
 def train_command(
+    preset: Annotated[Preset, typer.Option(help=PRESET_HELP)] = "reference",
     hidden: Annotated[
-        str,
+        Optional[str],  # noqa: UP045
         typer.Option(
             callback=check_hidden,
             help="Hidden layer widths, comma-separated: 10 (the reference) or 256,128.",
         ),
-    ] = "10",
-    epochs: Annotated[int, typer.Option(min=1, help="Number of full-batch gradient steps.")] = 2500,
-    lr: Annotated[
-        float, typer.Option(callback=check_lr, help="Learning rate, a finite number > 0.")
-    ] = 0.1,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Seed of the split shuffle and the initial weights.")
-    ] = 0,
-    split: Annotated[
-        Split,
-        typer.Option(
-            help="reference: all 70,000 images shuffled by the seed, 90% train / 10% test. "
-            "standard: the official 60,000 / 10,000."
-        ),
-    ] = Split.REFERENCE,
+    ] = None,
+    activation: Annotated[
+        Optional[Activation],  # noqa: UP045
+        typer.Option(help="Hidden activation: relu (reference), tanh or sigmoid."),
+    ] = None,
     init: Annotated[
-        Init,
+        Optional[Init],  # noqa: UP045
         typer.Option(
-            help="Weight initialisation: he (default, suits ReLU), xavier, or uniform "
-            "(U(-0.5, 0.5), as the reference tutorial)."
+            help="Weight initialisation: he (default, suits ReLU), xavier (suits tanh and "
+            "sigmoid), or uniform (U(-0.5, 0.5), as the reference tutorial)."
         ),
-    ] = Init.HE,
+    ] = None,
+    epochs: Annotated[
+        MaybeInt, typer.Option(min=1, help="Passes over the training set [2500].")
+    ] = None,
+    lr: Annotated[
+        MaybeFloat,
+        typer.Option(callback=check_lr, help="Learning rate, a finite number > 0 [0.1]."),
+    ] = None,
+    seed: Annotated[
+        MaybeInt,
+        typer.Option(
+            min=0, help="Seed of every random choice: split, weights, order, dropout [0]."
+        ),
+    ] = None,
+    split: Annotated[
+        Optional[Split],  # noqa: UP045
+        typer.Option(
+            help="reference (default): all 70,000 images shuffled by the seed, 90% train / "
+            "10% test. standard: the official 60,000 / 10,000."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            callback=check_batch_size,
+            help="Samples per gradient step, or 'full' for the whole training set (default).",
+        ),
+    ] = None,
+    optimizer: Annotated[
+        Optional[OptimizerName],  # noqa: UP045
+        typer.Option(help="sgd (default), momentum or adam."),
+    ] = None,
+    momentum: Annotated[
+        MaybeFloat,
+        typer.Option(min=0, max=0.999999, help="Momentum's beta (adam's beta1) [0.9]."),
+    ] = None,
+    nesterov: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--nesterov/--no-nesterov", help="Nesterov's look-ahead momentum."),
+    ] = None,
+    weight_decay: Annotated[
+        MaybeFloat, typer.Option(min=0, help="L2 weight decay on the weights [0].")
+    ] = None,
+    schedule: Annotated[
+        Optional[Schedule],  # noqa: UP045
+        typer.Option(
+            help="Learning-rate schedule: constant (default), step (times --step-gamma "
+            "every --step-every epochs) or cosine (down to 0 over the run)."
+        ),
+    ] = None,
+    step_every: Annotated[MaybeInt, typer.Option(min=1, help="Epochs per step [30].")] = None,
+    step_gamma: Annotated[
+        MaybeFloat, typer.Option(min=0.0001, max=1, help="Step factor, in (0, 1] [0.1].")
+    ] = None,
+    dropout: Annotated[
+        MaybeFloat,
+        typer.Option(min=0, max=0.99, help="Dropout on hidden units, in [0, 0.99] [0]."),
+    ] = None,
+    shift: Annotated[
+        MaybeInt, typer.Option(min=0, max=8, help="Random shifts of training images, pixels [0].")
+    ] = None,
+    rotate: Annotated[
+        MaybeFloat, typer.Option(min=0, max=45, help="Random rotations, degrees [0].")
+    ] = None,
+    scale: Annotated[
+        MaybeFloat,
+        typer.Option(min=0, max=0.49, help="Random scaling, a fraction [0]."),
+    ] = None,
+    validation: Annotated[
+        MaybeInt,
+        typer.Option(
+            min=0,
+            help="Hold out this many training samples to validate on (never the test set) [0].",
+        ),
+    ] = None,
+    patience: Annotated[
+        MaybeInt,
+        typer.Option(min=1, help="Stop after this many epochs without better validation accuracy."),
+    ] = None,
     data: DataOption = None,
     out: Annotated[
         Optional[Path],  # noqa: UP045
@@ -92,8 +182,10 @@ def train_command(
 ) -> None:
     """Train a network on MNIST, recording every epoch in a run folder.
 
-    The defaults are the reference experiment: 784 -> 10 ReLU -> 10 softmax, full-batch
-    gradient descent, learning rate 0.1, 2500 epochs, reference split. The run folder gets
+    The defaults (--preset reference) are the reference experiment: 784 -> 10 ReLU -> 10
+    softmax, full-batch gradient descent, learning rate 0.1, 2500 epochs, reference split.
+    --preset fast and --preset best go much further (about 98% and 99% on the standard
+    test set). The run folder gets
     config.json, metrics.csv (a row per epoch), snapshots/ (params every K epochs),
     figure.png and status.json.
     """
@@ -103,15 +195,32 @@ def train_command(
             start, seconds = prepare_resume(run)
             dataset = load_run_data(run, data)
         else:
-            config = Config(
-                hidden=parse_hidden(hidden),
+            config = _config(
+                preset,
+                hidden=parse_hidden(hidden) if hidden is not None else None,
+                activation=activation,
+                init=init,
                 epochs=epochs,
                 lr=lr,
                 seed=seed,
                 split=split,
-                init=init,
+                batch_size=batch_size,
+                optimizer=optimizer.value if optimizer is not None else None,
+                momentum=momentum,
+                nesterov=nesterov,
+                weight_decay=weight_decay,
+                schedule=schedule,
+                step_every=step_every,
+                step_gamma=step_gamma,
+                dropout=dropout,
+                shift=shift,
+                rotate=rotate,
+                scale=scale,
+                validation=validation,
+                patience=patience,
             )
             folder, dataset = training_data(data, config.split, config.seed, quiet, verify)
+            _check_against_data(config, len(dataset.y_train))
             run = Run.create(
                 out if out is not None else default_run_folder(),
                 config,
@@ -144,6 +253,39 @@ def train_command(
     report(run, outcome)
 
 
+def _config(preset, **options) -> Config:
+    """The preset's settings with the given options on top; a combination the library
+    refuses is a usage error naming the option."""
+    if options["batch_size"] == "full":
+        options["batch_size"] = None
+        full = True
+    else:
+        full = False
+        if options["batch_size"] is not None:
+            options["batch_size"] = int(options["batch_size"])
+    try:
+        config = preset_config(preset.value, options)
+    except ConfigError as exc:
+        option = "--patience" if "patience" in str(exc) else "--preset"
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    return attrs.evolve(config, batch_size=None) if full else config
+
+
+def _check_against_data(config: Config, n_train: int) -> None:
+    """Settings that depend on the size of the training set."""
+    if config.validation >= n_train:
+        raise typer.BadParameter(
+            f"{config.validation} leaves no training data (the split has {n_train})",
+            param_hint="--validation",
+        )
+    available = n_train - config.validation
+    if config.batch_size is not None and config.batch_size > available:
+        raise typer.BadParameter(
+            f"{config.batch_size} is larger than the {available} training samples",
+            param_hint="--batch-size",
+        )
+
+
 def report(run: Run, outcome: Outcome) -> None:
     """Tell the user how the session ended and exit with the matching code."""
     last = outcome.last
@@ -162,6 +304,14 @@ def report(run: Run, outcome: Outcome) -> None:
         )
         typer.echo(f"purenet: interrupted {kept}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+    if outcome.best_epoch is not None:
+        stopped = " stopped early;" if outcome.stopped_early else ""
+        best = run.rows()[outcome.best_epoch].valid_acc
+        typer.echo(
+            f"validation:{stopped} best accuracy {best:.2%} at epoch {outcome.best_epoch} "
+            f"(replay it with: purenet replay {run.folder} --epoch {outcome.best_epoch})",
+            err=True,
+        )
     typer.echo(
         f"epoch {last.epoch}: train loss {last.train.loss:.4f}, "
         f"train accuracy {last.train.accuracy:.2%}, test accuracy {last.test.accuracy:.2%} "

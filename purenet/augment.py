@@ -59,7 +59,7 @@ def affine_images(
     sx = np.clip((sin * py + cos * px) * inv + (centre + pad), 0, limit)
     y0 = np.minimum(sy.astype(np.intp), limit - 1)  # floor, as sy >= 0
     x0 = np.minimum(sx.astype(np.intp), limit - 1)
-    wy, wx = sy - y0, sx - x0
+    wy, wx = sy - y0.astype(dtype), sx - x0.astype(dtype)
     padded = np.pad(x.reshape(n, SIDE, SIDE), ((0, 0), (pad, pad), (pad, pad)))
     top = _gather(padded, y0, x0) * (1 - wx) + _gather(padded, y0, x0 + 1) * wx
     bottom = _gather(padded, y0 + 1, x0) * (1 - wx) + _gather(padded, y0 + 1, x0 + 1) * wx

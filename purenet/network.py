@@ -91,7 +91,7 @@ def _trace(
         post.append(a)
         mask = None
         if dropout > 0:
-            keep = rng.random(a.shape, dtype=np.float64) >= dropout
+            keep = rng.random(a.shape, dtype=np.float32) >= dropout
             mask = keep.astype(a.dtype) * a.dtype.type(1 / (1 - dropout))
             a = a * mask
         masks.append(mask)

@@ -106,8 +106,10 @@ def _kink_distance(params: Params, x: np.ndarray) -> float:
     return closest
 
 
-def _numeric_grads(params: Params, x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> Params:
-    """Centred finite differences of the loss for every parameter entry."""
+def _numeric_grads(
+    params: Params, x: np.ndarray, y: np.ndarray, eps: float = 1e-6, loss_fn=loss
+) -> Params:
+    """Centred finite differences of ``loss_fn`` for every parameter entry."""
     out = []
     for li, layer in enumerate(params.layers):
         numeric = {}
@@ -121,7 +123,7 @@ def _numeric_grads(params: Params, x: np.ndarray, y: np.ndarray, eps: float = 1e
                     changed[index] += sign * eps
                     layers = list(params.layers)
                     layers[li] = Layer(**{"w": layer.w, "b": layer.b, name: changed})
-                    shifted.append(loss(Params(tuple(layers)), x, y))
+                    shifted.append(loss_fn(Params(tuple(layers), params.activation), x, y))
                 numeric[name][index] = (shifted[0] - shifted[1]) / (2 * eps)
         out.append(Layer(numeric["w"], numeric["b"]))
     return Params(tuple(out))
