@@ -266,7 +266,7 @@ def _config(preset, **options) -> Config:
     try:
         config = preset_config(preset.value, options)
     except ConfigError as exc:
-        option = "--patience" if "patience" in str(exc) else "--preset"
+        option = "'--patience'" if "patience" in str(exc) else "'--preset'"
         raise typer.BadParameter(str(exc), param_hint=option) from None
     return attrs.evolve(config, batch_size=None) if full else config
 
@@ -276,13 +276,13 @@ def _check_against_data(config: Config, n_train: int) -> None:
     if config.validation >= n_train:
         raise typer.BadParameter(
             f"{config.validation} leaves no training data (the split has {n_train})",
-            param_hint="--validation",
+            param_hint="'--validation'",
         )
     available = n_train - config.validation
     if config.batch_size is not None and config.batch_size > available:
         raise typer.BadParameter(
             f"{config.batch_size} is larger than the {available} training samples",
-            param_hint="--batch-size",
+            param_hint="'--batch-size'",
         )
 
 

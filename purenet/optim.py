@@ -31,6 +31,13 @@ def _fraction(instance, attribute, value) -> None:
         raise ValueError(f"{attribute.name} must be in [0, 1), got {value!r}")
 
 
+def _axpy(a, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``a * x + y`` as a new array, with one temporary instead of two."""
+    out = x * a
+    out += y
+    return out
+
+
 def _zeros_like(params: Params) -> Params:
     return map_params(np.zeros_like, params)
 
@@ -123,11 +130,11 @@ class Momentum:
         self, grads: Params, state: MomentumState, lr: float
     ) -> tuple[Params, MomentumState]:
         beta, step = grads.dtype.type(self.beta), grads.dtype.type(lr)
-        velocity = map_params(lambda v, g: beta * v + g, state.velocity, grads)
+        velocity = map_params(lambda v, g: _axpy(beta, v, g), state.velocity, grads)
         if self.nesterov:
-            updates = map_params(lambda g, v: -step * (g + beta * v), grads, velocity)
+            updates = map_params(lambda g, v: _axpy(beta, v, g) * -step, grads, velocity)
         else:
-            updates = map_params(lambda v: -step * v, velocity)
+            updates = map_params(lambda v: v * -step, velocity)
         return updates, MomentumState(velocity)
 
     def state_from_arrays(self, arrays, params: Params) -> MomentumState:

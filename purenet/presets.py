@@ -34,7 +34,7 @@ PRESETS: dict[str, dict] = {
         "schedule": "cosine",
         "dropout": 0.2,
         "shift": 2,
-        "epochs": 60,
+        "epochs": 80,
     },
 }
 

@@ -201,6 +201,20 @@ BAD_OPTIONS = [
     ["--seed", "-1"],
     ["--split", "foo"],
     ["--init", "zeros"],
+    ["--hidden", "-3"],
+    ["--optimizer", "rmsprop"],
+    ["--activation", "softplus"],
+    ["--preset", "fastest"],
+    ["--schedule", "linear"],
+    ["--batch-size", "0"],
+    ["--batch-size", "abc"],
+    ["--batch-size", "100000"],  # above the 63,000 training images
+    ["--dropout", "1"],
+    ["--dropout", "-0.1"],
+    ["--momentum", "1"],
+    ["--shift", "9"],
+    ["--validation", "63000"],
+    ["--patience", "3"],  # early stopping without a validation set
 ]
 
 

@@ -94,7 +94,7 @@ def test_adams_first_update_is_about_minus_lr_times_the_sign_of_the_gradient(pro
     assert state.count == 1
     for u, g in zip(updates.layers, grads.layers, strict=True):
         for ua, ga in ((u.w, g.w), (u.b, g.b)):
-            big = np.abs(ga) > 1e-6  # far from 0 the bias-corrected step is -lr sign(g)
+            big = np.abs(ga) > 1e-4  # where eps is negligible, the step is -lr sign(g)
             np.testing.assert_allclose(ua[big], -lr * np.sign(ga[big]), rtol=1e-3)
             assert np.all(np.abs(ua) <= lr * (1 + 1e-6))
 
