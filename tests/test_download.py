@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import json
 import os
 import pty
 import signal
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from cli_helpers import PURENET, environment
 
 from purenet import download
 from purenet.data import DATA_ENV, load_mnist
@@ -723,3 +725,28 @@ def test_cli_commands_have_help(tmp_path):
         sub = run_data_command([command, "--help"], tmp_path)
         assert sub.returncode == 0 and "Usage: purenet data" in sub.stdout
     assert "--data" in run_data_command(["verify", "--help"], tmp_path).stdout
+
+
+def test_purenet_train_with_an_empty_cache_downloads_verifies_and_trains(
+    tmp_path, mirrors, mnist_dir
+):
+    env = environment(None)  # no PURENET_DATA: the cache is the only source
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    env[MIRRORS_ENV] = ",".join([mirrors.url("missing"), mirrors.url("html"), mirrors.url("good")])
+    result = subprocess.run(
+        [str(PURENET), "train", "--epochs", "2", "--quiet", "--out", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    cache = tmp_path / "xdg" / "purenet" / "mnist"
+    assert_cache_holds_the_real_files(cache, mnist_dir)
+    assert sorted(mirrors.requests("good")) == sorted(GZ_NAMES)
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["data"]["folder"] == str(cache.resolve())
+    assert meta["data"]["sha256"]["train_images"] == FILES["train_images"].sha256
+    assert result.stdout.startswith("epoch 2: ")
