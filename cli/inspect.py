@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
+from purenet.animate import (
+    DEFAULT_FPS,
+    default_stride,
+    first_layer,
+    frame_epochs,
+    write_animation,
+)
 from purenet.errors import PurenetError
 from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
 from purenet.history import History
+from purenet.keyframes import params_at
 from purenet.plot import save_figure, training_figure
-from purenet.replay import matches_record, replay
+from purenet.replay import matches_record, replay, starting_keyframe
 from purenet.runner import figure_title
 from purenet.runs import Run, RunError, list_runs, save_params
 from purenet.train import Snapshot
 
 
-def _replayed(run_folder: Path, epoch: int | None, data: Path | None):
+def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
     """Open the run and replay ``epoch`` (default: the last recorded)."""
     run = Run.open(run_folder)
     rows = run.rows()
@@ -40,6 +51,39 @@ def _metrics_line(snapshot: Snapshot) -> str:
     )
 
 
+def check_gif(value: Path | None) -> Path | None:
+    if value is not None and value.suffix.lower() != ".gif":
+        raise typer.BadParameter(f"{value}: the animation is a GIF; give a name ending in .gif")
+    return value
+
+
+def animate(run: Run, rows, dataset, last_epoch: int, path: Path, stride: int, fps: int) -> int:
+    """Write the animation of ``run`` up to ``last_epoch``; returns the number of frames.
+    Shows a progress bar on stderr when it is a terminal."""
+    epochs = frame_epochs(last_epoch, stride)
+    frames = first_layer(params_at(run, epochs, lambda: dataset))
+    history = History.from_rows(rows[: last_epoch + 1])
+    if not sys.stderr.isatty():
+        return write_animation(path, history, frames, figure_title(run.config), fps)
+    with Progress(
+        TextColumn("rendering"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("frames", total=len(frames))
+        return write_animation(
+            path,
+            history,
+            frames,
+            figure_title(run.config),
+            fps,
+            on_frame=lambda n: progress.update(task, completed=n),
+        )
+
+
 def replay_command(
     run_folder: RunArgument,
     epoch: EpochOption = None,
@@ -51,16 +95,41 @@ def replay_command(
         Optional[Path],  # noqa: UP045
         typer.Option("--save-params", help="Write this epoch's params to this .npz file."),
     ] = None,
+    animation: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--animate",
+            callback=check_gif,
+            help="Also write an animated GIF of the run up to this epoch: the curves "
+            "growing and the first-layer weights changing.",
+        ),
+    ] = None,
+    stride: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1,
+            help="Epochs between frames of --animate (default: the smallest multiple of "
+            "the run's keyframe interval that keeps the clip to about 100 frames).",
+        ),
+    ] = None,
+    fps: Annotated[
+        int, typer.Option(min=1, max=50, help="Frames per second of --animate.")
+    ] = DEFAULT_FPS,
     data: DataOption = None,
 ) -> None:
     """Rebuild the params of any epoch exactly and check them against the record.
 
     Starts from the nearest snapshot at or before the epoch and folds forward with the
     same pure functions and seed; the metrics of the result must equal the recorded row
-    bit for bit (exit 1 if they do not).
+    bit for bit (exit 1 if they do not). With --animate, also renders the run up to that
+    epoch as a GIF, one frame every --stride epochs (plus the last).
     """
     try:
-        run, rows, _, snapshot = _replayed(run_folder, epoch, data)
+        if animation is not None and not animation.parent.is_dir():
+            raise PurenetError(
+                f"cannot write {animation}: folder {animation.parent} does not exist"
+            )
+        run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
         if figure is not None:
             history = History.from_rows(rows[: snapshot.epoch + 1])
             save_figure(training_figure(history, figure_title(run.config)), figure)
@@ -68,7 +137,7 @@ def replay_command(
             save_params(save, snapshot.params)
     except PurenetError as exc:
         raise fail(str(exc)) from None
-    keyframe = max(k for k in run.keyframe_epochs() if k <= snapshot.epoch)
+    keyframe = starting_keyframe(run, snapshot.epoch)
     typer.echo(
         f"epoch {snapshot.epoch} of run {run.name} (from the snapshot of epoch {keyframe}, "
         f"{snapshot.epoch - keyframe} epochs folded forward)"
@@ -80,6 +149,18 @@ def replay_command(
     for path, what in ((figure, "figure"), (save, "params")):
         if path is not None:
             typer.echo(f"{what} written to {path}")
+    if animation is not None:
+        stride = stride or default_stride(snapshot.epoch, run.keyframe_every)
+        try:
+            frames = animate(run, rows, dataset, snapshot.epoch, animation, stride, fps)
+        except PurenetError as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(f"cannot write {animation}: {exc.strerror or exc}") from None
+        typer.echo(
+            f"animation written to {animation}: {frames} frames, one every {stride} epochs, "
+            f"{fps} per second"
+        )
 
 
 def evaluate_command(
@@ -88,7 +169,7 @@ def evaluate_command(
     """Test loss and accuracy, per-class accuracy and the confusion matrix of a run's
     params at an epoch (default: the last)."""
     try:
-        run, _, dataset, snapshot = _replayed(run_folder, epoch, data)
+        run, _, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
     except PurenetError as exc:
         raise fail(str(exc)) from None
     n_classes = run.config.sizes[-1]

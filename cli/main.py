@@ -15,6 +15,8 @@ import typer
 
 from cli.data import data_app
 from cli.inspect import evaluate_command, replay_command, runs_command
+from cli.plot import plot_command
+from cli.predict import predict_command
 from cli.train import train_command
 from purenet import __version__
 from purenet.errors import PurenetError
@@ -31,6 +33,8 @@ app.command("train")(train_command)
 app.command("replay")(replay_command)
 app.command("evaluate")(evaluate_command)
 app.command("runs")(runs_command)
+app.command("plot")(plot_command)
+app.command("predict")(predict_command)
 app.add_typer(data_app, name="data")
 
 

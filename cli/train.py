@@ -21,6 +21,7 @@ from cli.common import (
     parse_hidden,
 )
 from cli.data import training_data
+from cli.live import chain, live_view
 from cli.progress import TrainingProgress
 from purenet.data import Split
 from purenet.errors import ConfigError, PurenetError
@@ -179,6 +180,18 @@ def train_command(
         ),
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Redraw the training figure while training: in a window when a display "
+            "is available, else by rewriting RUN/live.png (watch it in an image viewer).",
+        ),
+    ] = False,
+    live_every: Annotated[
+        MaybeInt,
+        typer.Option(min=1, help="Epochs between --live redraws (default: about 100 per run)."),
+    ] = None,
 ) -> None:
     """Train a network on MNIST, recording every epoch in a run folder.
 
@@ -242,12 +255,19 @@ def train_command(
             f"testing on {len(dataset.y_test)}; {what}",
             err=True,
         )
+    every = live_every or max(1, config.epochs // 100)
+    notify = None if quiet else (lambda message: typer.echo(message, err=True))
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with TrainingProgress(
-            config.epochs, start.epoch if start else 0, TrainingProgress.choose_mode(quiet)
-        ) as progress:
-            outcome = record_training(run, dataset, start, seconds, progress.update)
+        with (
+            live_view(run.folder, every, live, notify) as show_live,
+            TrainingProgress(
+                config.epochs, start.epoch if start else 0, TrainingProgress.choose_mode(quiet)
+            ) as progress,
+        ):
+            outcome = record_training(
+                run, dataset, start, seconds, chain(progress.update, show_live)
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)
     report(run, outcome)

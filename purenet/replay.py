@@ -24,6 +24,19 @@ def recorded_epochs(run: Run) -> range:
     return range(len(run.rows()))
 
 
+def starting_keyframe(run: Run, epoch: int) -> int:
+    """The keyframe that :func:`replay` folds forward from to rebuild ``epoch``.
+
+    A stochastic run's train metrics for epoch N come from epoch N's batches, so its
+    replay must fold through epoch N: it starts strictly before N (except at epoch 0).
+    """
+    strict = run.config.stochastic and epoch > 0
+    earlier = [k for k in run.keyframe_epochs() if k < epoch or (k == epoch and not strict)]
+    if not earlier:
+        raise RunError(f"run {run.name} has no snapshot to replay epoch {epoch} from")
+    return earlier[-1]
+
+
 def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
     """The snapshot of ``epoch``, recomputed from the nearest keyframe.
 
@@ -36,13 +49,8 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
         span = f"0..{epochs[-1]}" if len(epochs) else "none"
         raise RunError(f"epoch {epoch} is outside run {run.name}: its epochs are {span}")
     check_data(run, data)
-    # A stochastic run's train metrics for epoch N come from epoch N's batches, so its
-    # replay must fold through epoch N: start strictly before it (except at epoch 0).
-    strict = run.config.stochastic and epoch > 0
-    earlier = [k for k in run.keyframe_epochs() if k < epoch or (k == epoch and not strict)]
-    if not earlier:
-        raise RunError(f"run {run.name} has no snapshot at or before epoch {epoch}")
-    for snapshot in train(run.config, data, start=run.load_keyframe(earlier[-1])):
+    start = starting_keyframe(run, epoch)
+    for snapshot in train(run.config, data, start=run.load_keyframe(start)):
         if snapshot.epoch == epoch:
             return snapshot
     raise RunError(f"run {run.name} diverged before epoch {epoch} while replaying")

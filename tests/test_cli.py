@@ -378,3 +378,14 @@ def test_interrupted_run_exits_130_and_keeps_what_it_has(tmp_path, mnist_dir, si
     assert int(match[1]) == status["epoch"]
     assert kept_params(folder, status["epoch"]).sizes == (784, 10, 10)
     assert_png(folder / "figure.png")
+
+
+def test_live_rewrites_a_png_in_the_run_folder_while_training(tmp_path, mnist_dir):
+    result = run(
+        ["train", "--epochs", 4, "--live", "--live-every", 1, "--quiet", "--out", "run"],
+        tmp_path,
+        data=mnist_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "run" / "live.png")
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]

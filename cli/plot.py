@@ -1,0 +1,66 @@
+"""``purenet plot``: every figure of a run at one epoch, replayed exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import DataOption, EpochOption, RunArgument, fail
+from cli.inspect import replayed_epoch
+from purenet.errors import PurenetError
+from purenet.history import History
+from purenet.plot import epoch_figures, save_figure
+from purenet.replay import matches_record
+from purenet.runner import figure_title
+
+
+def plot_command(
+    run_folder: RunArgument,
+    epoch: EpochOption = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
+        typer.Option(
+            help="Folder to write the PNG files to (default: RUN/figures/epoch-NNNNNN).",
+            file_okay=False,
+        ),
+    ] = None,
+    data: DataOption = None,
+) -> None:
+    """Write every figure of a run at an epoch (default: the last) as PNG files.
+
+    The epoch's params are replayed exactly (and checked against the record), then
+    drawn: training.png (the curves up to that epoch), confusion.png (the confusion
+    matrix on the test set), per-class.png (test accuracy per digit), weights.png (the
+    first layer's weights, one 28x28 tile per hidden unit) and misclassified.png (the
+    most confident mistakes on the test set).
+    """
+    try:
+        run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
+        if not matches_record(snapshot, rows[snapshot.epoch]):
+            raise PurenetError(
+                f"epoch {snapshot.epoch} replayed differently from its record; "
+                "the run or the data changed"
+            )
+        folder = out if out is not None else run.folder / "figures" / f"epoch-{snapshot.epoch:06d}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PurenetError(f"cannot create {folder}: {exc.strerror or exc}") from None
+        figures = epoch_figures(
+            History.from_rows(rows[: snapshot.epoch + 1]),
+            snapshot.params,
+            dataset.x_test,
+            dataset.y_test,
+            figure_title(run.config),
+        )
+        for name, fig in figures.items():
+            path = folder / f"{name}.png"
+            try:
+                save_figure(fig, path)
+            except OSError as exc:
+                raise PurenetError(f"cannot write {path}: {exc.strerror or exc}") from None
+            typer.echo(path)
+    except PurenetError as exc:
+        raise fail(str(exc)) from None

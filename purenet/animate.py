@@ -1,0 +1,155 @@
+"""An animated GIF of a run learning: the curves growing and the first layer's weights
+changing, one frame per ``stride`` epochs.
+
+Built on matplotlib's animation machinery (its Pillow writer, so GIF needs nothing that
+matplotlib does not already bring) with the object API: no pyplot state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.animation import PillowWriter
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from purenet.history import History
+from purenet.plot import (
+    LOSS_COLOR,
+    TEST_COLOR,
+    TRAIN_COLOR,
+    draw_weights,
+    grid_shape,
+    weight_limit,
+    weight_mosaic,
+)
+
+MAX_FRAMES = 100  # the default stride keeps a clip to about this many frames
+DEFAULT_FPS = 10
+
+
+def default_stride(epochs: int, keyframe_every: int, max_frames: int = MAX_FRAMES) -> int:
+    """The smallest multiple of ``keyframe_every`` that shows ``epochs`` epochs in at most
+    ``max_frames`` + 1 frames: every frame then falls on a keyframe and needs no
+    recomputation (2500 epochs, keyframes every 25 -> stride 25, 101 frames)."""
+    return keyframe_every * max(1, math.ceil(epochs / (max_frames * keyframe_every)))
+
+
+def frame_epochs(last: int, stride: int) -> list[int]:
+    """Epochs 0, stride, 2 stride, ... up to ``last``, and ``last`` itself."""
+    epochs = list(range(0, last + 1, stride))
+    if epochs[-1] != last:
+        epochs.append(last)
+    return epochs
+
+
+def _caption(history: History, i: int) -> str:
+    return (
+        f"epoch {history.epoch[i]:>5}   loss {history.train_loss[i]:.4f}   "
+        f"train {history.train_acc[i]:6.2%}   test {history.test_acc[i]:6.2%}"
+    )
+
+
+def animation_figure(
+    history: History, weights: np.ndarray, limit: float, title: str
+) -> tuple[Figure, Callable[[int, np.ndarray], None]]:
+    """The figure of the animation and the function that sets it to one frame.
+
+    Args:
+        history: every row the animation will show; the x axis spans all of them.
+        weights: first-layer weights (784, n_units) of the first frame.
+        limit: the colour scale of the weights, the same for every frame.
+        title: names the run.
+
+    Returns:
+        ``(figure, show)``: ``show(i, w)`` draws the curves up to row ``i`` of ``history``
+        and the weights ``w`` (784, n_units).
+    """
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    grid = fig.add_gridspec(1, 2, width_ratios=[1, 1.1])
+    loss_ax = fig.add_subplot(grid[0])
+    acc_ax = loss_ax.twinx()
+    (loss_line,) = loss_ax.plot([], [], color=LOSS_COLOR, label="loss (train)")
+    (train_line,) = acc_ax.plot([], [], color=TRAIN_COLOR, label="train accuracy")
+    (test_line,) = acc_ax.plot([], [], color=TEST_COLOR, label="test accuracy")
+    loss_ax.set_xlim(0, max(1, int(history.epoch[-1])))
+    loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss_ax.set_ylim(
+        0, 1.05 * float(np.nanmax(history.train_loss[np.isfinite(history.train_loss)]))
+    )
+    acc_ax.set_ylim(0, 1)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("cross-entropy loss", color=LOSS_COLOR)
+    loss_ax.tick_params(axis="y", colors=LOSS_COLOR)
+    acc_ax.set_ylabel("accuracy")
+    loss_ax.grid(alpha=0.3)
+    lines = [loss_line, train_line, test_line]
+    loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    loss_ax.set_title(title, fontsize=10)
+    weights_ax = fig.add_subplot(grid[1])
+    n_units = weights.shape[1]
+    columns = grid_shape(n_units)[1]
+    image = draw_weights(weights_ax, weights, limit, columns)
+    weights_ax.set_title("first-layer weights (red +, blue -)", fontsize=10, pad=12)
+    caption = fig.suptitle(_caption(history, 0), family="monospace")
+
+    def show(i: int, w: np.ndarray) -> None:
+        loss_line.set_data(history.epoch[: i + 1], history.train_loss[: i + 1])
+        train_line.set_data(history.epoch[: i + 1], history.train_acc[: i + 1])
+        test_line.set_data(history.epoch[: i + 1], history.test_acc[: i + 1])
+        image.set_data(weight_mosaic(w, columns))  # the default gap, as drawn
+        caption.set_text(_caption(history, i))
+
+    return fig, show
+
+
+def write_animation(
+    path: Path,
+    history: History,
+    frames: Sequence[tuple[int, np.ndarray]],
+    title: str,
+    fps: int = DEFAULT_FPS,
+    dpi: int = 80,
+    on_frame: Callable[[int], None] | None = None,
+) -> int:
+    """Render ``frames`` to the GIF at ``path`` (atomically) and return how many frames.
+
+    Args:
+        path: the GIF to write; a half-written one never appears under this name.
+        history: the run's rows; row ``e`` must be epoch ``e`` for every frame's epoch.
+        frames: ``(epoch, w)`` in order, ``w`` the first-layer weights (784, n_units).
+        title: names the run.
+        fps: frames per second.
+        dpi: pixels per inch (the figure is 10 x 4.2 inches).
+        on_frame: called with the number of frames written so far.
+    """
+    path = Path(path)
+    limit = weight_limit(np.stack([w for _, w in frames]))
+    fig, show = animation_figure(history, frames[0][1], limit, title)
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")  # freeze the layout so nothing shifts between frames
+    # The writer picks the file format from the name's suffix: keep .gif on the temporary.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        writer = PillowWriter(fps=fps)
+        with writer.saving(fig, tmp, dpi):
+            for n, (epoch, w) in enumerate(frames, start=1):
+                show(epoch, w)
+                writer.grab_frame()
+                if on_frame is not None:
+                    on_frame(n)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return len(frames)
+
+
+def first_layer(frames: Iterable[tuple[int, object]]) -> list[tuple[int, np.ndarray]]:
+    """``(epoch, params)`` pairs to ``(epoch, first-layer weights (784, n_units))``."""
+    return [(epoch, np.asarray(params.layers[0].w)) for epoch, params in frames]
