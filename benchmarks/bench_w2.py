@@ -1,0 +1,154 @@
+"""W2: mini-batch training of a 784-512-10 ReLU network on the standard split, batches
+of 128, heavy-ball momentum 0.9, learning rate 0.1.
+
+One ``epoch()`` is one pass over the training set in purenet's epoch order
+(``purenet.train.epoch_order``, so every implementation sees the same batches), with
+the running mean of the batches' loss and accuracy, then the test metrics of the new
+params. It returns the running mean train loss, which is what purenet's snapshot
+reports, so the implementations' losses can be compared epoch by epoch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from bench_libs import jax_loss_and_correct, jax_params, torch_metrics, torch_model, torch_tensor
+
+from purenet.data import Dataset
+from purenet.params import Params
+from purenet.train import Config, epoch_order, train
+
+
+def flops_per_epoch(sizes: tuple[int, ...], m_train: int, m_test: int) -> float:
+    """Multiply-adds x 2 of the matrix products in one epoch.
+
+    Training, per sample: the forward product of every layer, the weight gradient of
+    every layer, and the input gradient of every layer but the first; the test set: the
+    forward products.
+    """
+    products = [n_in * n_out for n_in, n_out in itertools.pairwise(sizes)]
+    train_per_sample = 2 * (2 * sum(products) + sum(products[1:]))
+    return float(m_train * train_per_sample + m_test * 2 * sum(products))
+
+
+class Purenet:
+    """purenet's own fold: one ``next()`` of ``train(config, data)`` per epoch."""
+
+    name = "purenet"
+
+    def __init__(self, config: Config, data: Dataset) -> None:
+        self._fold = train(config, data)
+        self.snapshot = None
+
+    def start(self) -> Params:
+        """The first snapshot (the exact evaluation of the initial params); its params."""
+        self.snapshot = next(self._fold)
+        return self.snapshot.params
+
+    def epoch(self) -> float:
+        self.snapshot = next(self._fold)
+        return self.snapshot.train.loss
+
+
+class _Batches:
+    """purenet's epoch order, cut into batches."""
+
+    def __init__(self, config: Config, m: int) -> None:
+        self.config, self.m, self.size = config, m, config.batch_size
+        self.count = math.ceil(m / self.size)
+        self.epoch = 0
+
+    def next_epoch(self) -> list[np.ndarray]:
+        order = epoch_order(self.config, self.m, self.epoch)
+        self.epoch += 1
+        return [order[b * self.size : (b + 1) * self.size] for b in range(self.count)]
+
+
+class Torch:
+    """PyTorch CPU: ``nn.Sequential``, ``F.cross_entropy``, autograd and
+    ``torch.optim.SGD(momentum=...)`` (the same heavy-ball rule as purenet's)."""
+
+    name = "pytorch nn + optim"
+
+    def __init__(self, torch, params: Params, data: Dataset, config: Config) -> None:
+        self.torch = torch
+        self.model = torch_model(torch, params)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum
+        )
+        self.x, self.y = torch_tensor(torch, data.x_train), torch_tensor(torch, data.y_train)
+        self.x_test = torch_tensor(torch, data.x_test)
+        self.y_test = torch_tensor(torch, data.y_test)
+        self.batches = _Batches(config, len(data.y_train))
+        self.metrics = None
+
+    def epoch(self) -> float:
+        torch, model, optimizer = self.torch, self.model, self.optimizer
+        loss_sum, correct = 0.0, 0
+        for rows in self.batches.next_epoch():
+            index = torch.from_numpy(rows)
+            xb, yb = self.x[index], self.y[index]
+            logits = model(xb)
+            loss = torch.nn.functional.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(rows)
+            correct += (logits.detach().argmax(dim=1) == yb).sum().item()
+        m = len(self.y)
+        self.metrics = (
+            (loss_sum / m, correct / m),
+            torch_metrics(torch, model, self.x_test, self.y_test),
+        )
+        return loss_sum / m
+
+
+class Jax:
+    """JAX: one ``jax.jit``-compiled step per batch (gather, ``jax.value_and_grad``,
+    momentum update), float32, samples x features; losses stay on the device until the
+    epoch ends."""
+
+    name = "jax jit"
+
+    def __init__(self, jax, params: Params, data: Dataset, config: Config) -> None:
+        self.jax = jax
+        jnp = jax.numpy
+        tree_map = jax.tree_util.tree_map
+        lr, beta = config.lr, config.momentum
+        self.params = jax_params(jax, params)
+        self.velocity = tree_map(jnp.zeros_like, self.params)
+        self.x, self.y = jax.device_put(np.array(data.x_train)), jax.device_put(data.y_train)
+        self.x_test = jax.device_put(np.array(data.x_test))
+        self.y_test = jax.device_put(data.y_test)
+        self.batches = _Batches(config, len(data.y_train))
+
+        def step(params, velocity, x, y, rows):
+            xb, yb = x[rows], y[rows]
+            loss_and_correct = lambda p: jax_loss_and_correct(jax, p, xb, yb)  # noqa: E731
+            (loss, correct), grads = jax.value_and_grad(loss_and_correct, has_aux=True)(params)
+            velocity = tree_map(lambda v, g: beta * v + g, velocity, grads)
+            params = tree_map(lambda p, v: p - lr * v, params, velocity)
+            return params, velocity, loss * len(rows), correct
+
+        self._step = jax.jit(step)
+        self._evaluate = jax.jit(lambda p, x, y: jax_loss_and_correct(jax, p, x, y))
+        self.metrics = None
+
+    def epoch(self) -> float:
+        sums = []
+        for rows in self.batches.next_epoch():
+            self.params, self.velocity, loss_sum, correct = self._step(
+                self.params, self.velocity, self.x, self.y, rows.astype(np.int32)
+            )
+            sums.append((loss_sum, correct))
+        m = len(self.y)
+        loss_sum = sum(float(s) for s, _ in sums)
+        correct = sum(int(c) for _, c in sums)
+        test_loss, test_correct = self._evaluate(self.params, self.x_test, self.y_test)
+        self.metrics = (
+            (loss_sum / m, correct / m),
+            (float(test_loss), int(test_correct) / len(self.y_test)),
+        )
+        return loss_sum / m

@@ -1,0 +1,572 @@
+"""Speed harness: purenet side by side with other implementations, in one process.
+
+    python benchmarks/speed.py [--quick] [--data DIR] [--repeats N] [--only SECTIONS]
+                               [--skip torch,jax] [--pause SECONDS] [--raw]
+
+Sections (``--only``, comma-separated; all by default):
+
+- ``ceilings``: the machine's streaming read bandwidth over an array the size of the
+  reference X, and its square float32 GEMM rate, each the best of several ways.
+- ``w1``: the reference workload (one epoch of full-batch gradient descent, 784-10-10,
+  63,000 images, metrics included): purenet, the reference formulas written literally
+  in float64 NumPy, PyTorch CPU and JAX jit; plus the memory floor (two reads of X).
+- ``w2``: mini-batch 784-512-10, batches of 128, momentum 0.9: purenet, PyTorch
+  (``nn.Module`` + ``torch.optim``) and JAX jit; plus a square GEMM, for the fraction of
+  the GEMM rate that W2 achieves.
+- ``rss``: peak resident memory of ``purenet train`` on the reference run, in a
+  subprocess.
+
+Every implementation starts from purenet's initial params, and its training loss over
+the first epochs is compared with purenet's before anything is timed. Then the
+implementations run one epoch each, in turn, round after round (A B C A B C ...), and
+the harness prints per-epoch medians, quartiles and minimums, and the paired ratios
+``purenet's time / theirs`` (one per round; median and quartiles). Ratios below 1 mean
+purenet is faster. The load average is printed at the start and the end: timings taken
+while other jobs run are noisy, and say so.
+
+``--quick`` (under a minute; ``.ci/run`` runs it so the harness cannot rot) uses fewer
+rounds, a W2 epoch over the first 6,400 training and 1,000 test images, and a 10-epoch
+reference run for the memory figure. The harness prints; it never fails on time. It exits
+1 only when an implementation's losses disagree with purenet's, or the subprocess fails:
+then the timings would not compare the same work.
+
+PyTorch and JAX are optional (``pip install torch==2.13.0 jax``); when one does not
+import, its rows are skipped and the output says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import bench_ceilings
+import bench_w1
+import bench_w2
+import numpy as np
+from bench_libs import optional_libs, versions
+from bench_timing import (
+    Times,
+    interleave,
+    load_average,
+    median,
+    paired_ratios,
+    ratio_spread,
+    seconds_spread,
+)
+
+from purenet.data import Dataset, load_dataset
+from purenet.train import Config
+
+SECTIONS = ("ceilings", "w1", "w2", "rss")
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "XLA_FLAGS",
+)
+FLOOR_REPEATS = 4  # the floor unit repeats its two reads, to last as long as an epoch
+BUSY_LOAD = 0.5  # a 1-minute load average above this: other jobs share the cores
+REFERENCE_X_SHAPE = (63_000, 784)
+
+# Targets of issue 5: (what, comparison, bound).
+TARGETS = {
+    "w1/numpy float64 literal": ("W1 time vs literal float64 NumPy", "<=", 0.35),
+    "w1/pytorch cpu": ("W1 time vs PyTorch CPU", "<=", 0.6),
+    "w1/jax jit": ("W1 time vs JAX jit", "<=", 1.0),
+    "w1/floor": ("W1 time vs memory floor (2 reads of X)", "<=", 2.0),
+    "w2/pytorch nn + optim": ("W2 time vs PyTorch nn + optim", "<=", 1.0),
+    "w2/gemm": ("W2 GEMM rate / square GEMM rate", ">=", 0.75),
+    "rss": ("peak RSS of the reference run (MB)", "<=", 600.0),
+}
+
+# Largest |loss - purenet's loss| accepted as "the same work": float32 against float64
+# and different summation orders differ by far less; a real difference (another lr,
+# another init, a wrong gradient) by far more.
+LOSS_TOLERANCE = {"w1": 1e-4, "w2": 2e-3}
+
+
+@attrs.define
+class Settings:
+    quick: bool
+    data: Path
+    w1_rounds: int
+    w2_rounds: int
+    ceiling_rounds: int
+    gemm_rounds: int
+    w1_check_epochs: int
+    w2_check_epochs: int
+    w2_subset: tuple[int, int] | None  # (train, test) images per W2 epoch, None = all
+    gemm_n: int
+    rss_epochs: int | None  # None = the reference's own 2,500
+    pause: float
+    raw: bool
+
+
+@attrs.define
+class Ceilings:
+    read_name: str
+    read: Callable[[], object]
+    read_bytes: int
+    gemm_name: str
+    gemm: Callable[[], object]
+    gemm_flops: float
+
+
+@attrs.define
+class Report:
+    results: dict[str, float] = attrs.Factory(dict)
+    mismatches: list[str] = attrs.Factory(list)
+    failures: list[str] = attrs.Factory(list)
+
+
+STARTED = time.perf_counter()
+
+
+def heading(text: str) -> None:
+    elapsed = time.perf_counter() - STARTED
+    print(f"\n== {text} (at {elapsed:.1f} s, load average {load_average()})", flush=True)
+
+
+def machine_line() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = "unknown BLAS"
+    try:
+        info = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        blas = f"{info['name']} {info['version']}"
+    except (AttributeError, KeyError, TypeError):
+        pass
+    threads = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
+    return (
+        f"machine: {model}, {os.cpu_count()} cores; python {platform.python_version()}, "
+        f"numpy {np.__version__} ({blas}); {', '.join(threads) or 'no thread variables set'}"
+    )
+
+
+# -- ceilings --------------------------------------------------------------------------------
+
+
+def print_table(
+    times: Times, reference: str | None, extra: dict[str, str], settings: Settings
+) -> None:
+    """One row per unit: median [quartiles] and minimum wall time in ms; the cores it
+    kept busy and the cores other processes kept busy meanwhile; the paired ratio
+    ``reference's time / its time``; and ``extra``. With ``--raw``, every round's time."""
+    ratio_head = f" {reference + ' / it, paired [p25-p75]':>34}" if reference else ""
+    print(f"  {'':<24} {'median ms [p25-p75] min':>34} {'cores':>5} {'others':>6}{ratio_head}")
+    wall = times.wall
+    for name, values in wall.items():
+        ratio = ""
+        if reference is not None:
+            paired = paired_ratios(wall[reference], values)
+            ratio = f" {'1' if name == reference else ratio_spread(paired):>34}"
+        others = times.others(name)
+        others_text = "?" if others is None else f"{others:.2f}"
+        print(
+            f"  {name:<24} {seconds_spread(values):>34} {times.cores(name):>5.2f} "
+            f"{others_text:>6}{ratio}  {extra.get(name, '')}".rstrip()
+        )
+    if settings.raw:
+        for name, values in wall.items():
+            print(f"  {name:<24} rounds (ms): {', '.join(f'{v * 1e3:.1f}' for v in values)}")
+    others = times.others()
+    if others is not None and others > 0.1:
+        print(
+            f"  note: other processes kept {others:.2f} of {os.cpu_count()} cores busy while "
+            "this was timed: these times are slower and noisier than on an idle machine"
+        )
+
+
+def run_ceilings(settings: Settings, libs: dict, x_shape: tuple[int, int]) -> Ceilings:
+    heading("ceilings")
+    x = bench_ceilings.read_array(x_shape)
+    reads = bench_ceilings.read_methods(x, libs)
+    for fn in reads.values():  # warm up: thread pools, jit compilation
+        fn()
+    times = interleave(reads, settings.ceiling_rounds, settings.pause)
+    print(
+        f"streaming read of a float32 array {x_shape[0]} x {x_shape[1]} "
+        f"({x.nbytes / 1e6:.1f} MB), {settings.ceiling_rounds} interleaved rounds:"
+    )
+    rates = {name: x.nbytes / median(t) for name, t in times.wall.items()}
+    extra = {name: f"{r / 1e9:.1f} GB/s" for name, r in rates.items()}
+    print_table(times, None, extra, settings)
+    read_name = max(rates, key=rates.get)
+    print(f"  read bandwidth ceiling: {rates[read_name] / 1e9:.1f} GB/s ({read_name})")
+
+    n = settings.gemm_n
+    gemms = bench_ceilings.gemm_methods(n, libs)
+    for fn in gemms.values():
+        fn()
+    times = interleave(gemms, settings.gemm_rounds, settings.pause)
+    flops = bench_ceilings.gemm_flops(n)
+    print(
+        f"square float32 GEMM ({n} x {n}) @ ({n} x {n}), {flops / 1e9:.1f} GFLOP, "
+        f"{settings.gemm_rounds} interleaved rounds:"
+    )
+    rates = {name: flops / median(t) for name, t in times.wall.items()}
+    extra = {name: f"{r / 1e9:.1f} GFLOP/s" for name, r in rates.items()}
+    print_table(times, None, extra, settings)
+    gemm_name = max(rates, key=rates.get)
+    print(f"  GEMM ceiling: {rates[gemm_name] / 1e9:.1f} GFLOP/s ({gemm_name})")
+    return Ceilings(read_name, reads[read_name], x.nbytes, gemm_name, gemms[gemm_name], flops)
+
+
+# -- shared by the workloads -----------------------------------------------------------------
+
+
+def check_losses(label: str, losses: dict[str, list[float]], report: Report) -> None:
+    """Print each implementation's largest loss difference from purenet's."""
+    reference = np.array(losses["purenet"])
+    tolerance = LOSS_TOLERANCE[label]
+    print(f"loss check, the first {len(reference)} epochs' train losses from the same params:")
+    print(f"  {'purenet':<24} {', '.join(f'{v:.6f}' for v in reference)}")
+    for name, values in losses.items():
+        if name == "purenet":
+            continue
+        diff = float(np.max(np.abs(np.array(values) - reference)))
+        same = bool(diff <= tolerance)  # False for NaN too
+        if not same:
+            report.mismatches.append(f"{label}: {name} (max loss difference {diff:.3g})")
+        verdict = "same work" if same else f"MISMATCH (tolerance {tolerance:g})"
+        print(f"  {name:<24} max |loss - purenet's| = {diff:.2e}: {verdict}")
+
+
+def record_ratios(label: str, times: Times, names: list[str], report: Report) -> None:
+    for name in names:
+        report.results[f"{label}/{name}"] = median(
+            paired_ratios(times.wall["purenet"], times.wall[name])
+        )
+
+
+def describe_libs(missing: dict[str, str]) -> None:
+    for name, why in missing.items():
+        print(f"  {name}: {why}; its rows are skipped")
+
+
+# -- W1 --------------------------------------------------------------------------------------
+
+
+def run_w1(
+    settings: Settings,
+    libs: dict,
+    missing: dict[str, str],
+    data: Dataset,
+    ceilings: Ceilings | None,
+    report: Report,
+) -> None:
+    config = Config()  # the reference design
+    m = len(data.y_train)
+    heading(
+        f"W1: reference epoch, {'-'.join(map(str, config.sizes))}, full batch of {m:,} "
+        f"images, sgd lr {config.lr}, train and test metrics"
+    )
+    describe_libs(missing)
+    purenet = bench_w1.Purenet(config, data)
+    impls = {"purenet": purenet}
+    losses = {"purenet": [purenet.start()]}
+    params = purenet.params  # everyone starts from purenet's initial params
+    impls["numpy float64 literal"] = bench_w1.LiteralNumpy(params, data, config.lr)
+    if "torch" in libs:
+        impls["pytorch cpu"] = bench_w1.Torch(libs["torch"], params, data, config.lr)
+    if "jax" in libs:
+        impls["jax jit"] = bench_w1.Jax(libs["jax"], params, data, config.lr)
+    for name, impl in impls.items():
+        if name != "purenet":
+            losses[name] = [impl.start()]
+    for _ in range(settings.w1_check_epochs):  # also the warm-up (jit compilation)
+        for name, impl in impls.items():
+            losses[name].append(impl.epoch())
+    check_losses("w1", losses, report)
+
+    units = {name: impl.epoch for name, impl in impls.items()}
+    extra = {}
+    if ceilings is not None:
+        read = ceilings.read
+
+        def floor() -> None:  # the two reads of X that an epoch cannot avoid, 4 times over
+            for _ in range(2 * FLOOR_REPEATS):
+                read()
+
+        units["floor"] = floor
+    times = interleave(units, settings.w1_rounds, settings.pause)
+    if ceilings is not None:
+        times = times.scaled("floor", 1 / FLOOR_REPEATS)
+        bandwidth = 2 * ceilings.read_bytes / median(times.wall["floor"])
+        extra["floor"] = (
+            f"2 reads of X ({ceilings.read_bytes / 1e6:.1f} MB) at {bandwidth / 1e9:.1f} GB/s, "
+            f"{ceilings.read_name}"
+        )
+    print(f"time per epoch, {settings.w1_rounds} interleaved rounds:")
+    print_table(times, "purenet", extra, settings)
+    record_ratios("w1", times, [name for name in units if name != "purenet"], report)
+
+
+# -- W2 --------------------------------------------------------------------------------------
+
+
+def w2_config(epochs: int) -> Config:
+    return Config(
+        split="standard",
+        hidden=(512,),
+        batch_size=128,
+        optimizer="momentum",
+        momentum=0.9,
+        lr=0.1,
+        epochs=epochs,
+    )
+
+
+def run_w2(
+    settings: Settings,
+    libs: dict,
+    missing: dict[str, str],
+    ceilings: Ceilings | None,
+    report: Report,
+) -> None:
+    data = load_dataset(settings.data, "standard", 0)
+    if settings.w2_subset is not None:
+        n_train, n_test = settings.w2_subset
+        data = Dataset(
+            data.x_train[:n_train],
+            data.y_train[:n_train],
+            data.x_test[:n_test],
+            data.y_test[:n_test],
+            data.sha256,
+        )
+    config = w2_config(settings.w2_check_epochs + settings.w2_rounds + 1)
+    m, m_test = len(data.y_train), len(data.y_test)
+    heading(
+        f"W2: mini-batch epoch, {'-'.join(map(str, config.sizes))}, {m:,} training and "
+        f"{m_test:,} test images, batches of {config.batch_size}, momentum "
+        f"{config.momentum}, lr {config.lr}"
+    )
+    describe_libs(missing)
+    purenet = bench_w2.Purenet(config, data)
+    params = purenet.start()  # everyone starts from purenet's initial params
+    impls = {"purenet": purenet}
+    if "torch" in libs:
+        impls["pytorch nn + optim"] = bench_w2.Torch(libs["torch"], params, data, config)
+    if "jax" in libs:
+        impls["jax jit"] = bench_w2.Jax(libs["jax"], params, data, config)
+    losses = {name: [] for name in impls}
+    for _ in range(settings.w2_check_epochs):  # also the warm-up (jit compilation)
+        for name, impl in impls.items():
+            losses[name].append(impl.epoch())
+    check_losses("w2", losses, report)
+
+    units = {name: impl.epoch for name, impl in impls.items()}
+    if ceilings is not None:
+        units["square gemm"] = ceilings.gemm
+    times = interleave(units, settings.w2_rounds, settings.pause)
+    flops = bench_w2.flops_per_epoch(config.sizes, m, m_test)
+    extra = {name: f"{flops / median(times.wall[name]) / 1e9:.1f} GFLOP/s" for name in impls}
+    if ceilings is not None:
+        gemm = times.wall["square gemm"]
+        extra["square gemm"] = (
+            f"{ceilings.gemm_flops / median(gemm) / 1e9:.1f} GFLOP/s, {ceilings.gemm_name}"
+        )
+    print(
+        f"time per epoch, {settings.w2_rounds} interleaved rounds "
+        f"(an epoch's matrix products are {flops / 1e9:.1f} GFLOP):"
+    )
+    print_table(times, "purenet", extra, settings)
+    record_ratios("w2", times, [name for name in impls if name != "purenet"], report)
+    if ceilings is not None:
+        fractions = [
+            (flops / t_epoch) / (ceilings.gemm_flops / t_gemm)
+            for t_epoch, t_gemm in zip(times.wall["purenet"], gemm, strict=True)
+        ]
+        report.results["w2/gemm"] = median(fractions)
+        print(f"  purenet's GEMM rate / square GEMM rate, paired: {ratio_spread(fractions)}")
+
+
+# -- peak memory -----------------------------------------------------------------------------
+
+# Runs the command given after the output path, then writes its peak RSS (KiB) there.
+# The measuring parent is this small interpreter, not the harness: a child's ru_maxrss
+# starts at its parent's RSS at fork time (the high-water mark survives exec), so a
+# harness holding torch, jax and MNIST would inflate the figure.
+RSS_WRAPPER = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[2:]).returncode
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
+def purenet_command() -> str:
+    beside = Path(sys.executable).parent / "purenet"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("purenet")
+    if found is None:
+        raise FileNotFoundError("the purenet command is not installed (pip install -e .)")
+    return found
+
+
+def run_rss(settings: Settings, report: Report) -> None:
+    epochs = settings.rss_epochs
+    heading(
+        "peak memory of purenet train, the reference run"
+        + (f" cut to {epochs} epochs" if epochs else " (2,500 epochs)")
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [purenet_command(), "train", "--quiet", "--data", str(settings.data)]
+        command += ["--out", str(Path(tmp) / "run")]
+        if epochs:
+            command += ["--epochs", str(epochs)]
+        print("  $ " + " ".join(command), flush=True)
+        rss_file = Path(tmp) / "maxrss"
+        began = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", RSS_WRAPPER, str(rss_file), *command],
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - began
+        peak_kib = int(rss_file.read_text()) if rss_file.exists() else 0
+    for line in (done.stdout + done.stderr).strip().splitlines()[-3:]:
+        print(f"  | {line}")
+    if done.returncode != 0:
+        report.failures.append(f"purenet train exited {done.returncode}")
+        print(f"  purenet train exited {done.returncode}")
+        return
+    peak = peak_kib * 1024
+    print(
+        f"  peak RSS {peak / 1e6:.1f} MB ({peak / 2**20:.1f} MiB); {seconds:.1f} s for the "
+        "whole command (start-up, data loading, training, files)"
+    )
+    report.results["rss"] = peak / 1e6
+
+
+# -- summary and main ------------------------------------------------------------------------
+
+
+def print_summary(report: Report, settings: Settings) -> None:
+    heading("targets (issue 5), medians of paired rounds from this run")
+    for key, (what, op, bound) in TARGETS.items():
+        if key not in report.results:
+            print(f"  {what:<44} {'-':>8}   target {op} {bound:<5g}  not measured in this run")
+            continue
+        value = report.results[key]
+        met = value <= bound if op == "<=" else value >= bound
+        print(f"  {what:<44} {value:>8.3f}   target {op} {bound:<5g}  {'met' if met else 'MISSED'}")
+    if settings.quick:
+        print(
+            "  (quick mode: few rounds, W2 on a slice of the data, the reference run cut "
+            "short: smoke figures, not the measurement of the targets)"
+        )
+    for line in report.mismatches:
+        print(f"  loss mismatch: {line}")
+    for line in report.failures:
+        print(f"  failure: {line}")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, set[str], set[str]]:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run under a minute")
+    parser.add_argument(
+        "--data", type=Path, default=os.environ.get("PURENET_DATA"), help="MNIST folder"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="timed rounds per workload (default W1 15, W2 7; quick 3, 2)"
+    )
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--skip", default="", help="libraries to leave out: torch,jax")
+    parser.add_argument(
+        "--pause", type=float, default=0.1, help="seconds of idle before each timed call"
+    )
+    parser.add_argument("--raw", action="store_true", help="also print every round's time")
+    args = parser.parse_args(argv)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if not only or only - set(SECTIONS):
+        parser.error(f"--only takes sections among {', '.join(SECTIONS)}")
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - {"torch", "jax"}:
+        parser.error("--skip takes torch, jax")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.pause < 0:
+        parser.error("--pause must be >= 0")
+    if only & {"w1", "w2", "rss"} and (args.data is None or not Path(args.data).is_dir()):
+        parser.error("pass --data DIR or set PURENET_DATA to the MNIST folder")
+    quick = args.quick
+    settings = Settings(
+        quick=quick,
+        data=Path(args.data) if args.data else Path(),
+        w1_rounds=args.repeats or (3 if quick else 15),
+        w2_rounds=args.repeats or (2 if quick else 7),
+        ceiling_rounds=3 if quick else 15,
+        gemm_rounds=3 if quick else 5,
+        w1_check_epochs=2 if quick else 5,
+        w2_check_epochs=1 if quick else 2,
+        w2_subset=(6_400, 1_000) if quick else None,
+        gemm_n=2048 if quick else 4096,
+        rss_epochs=10 if quick else None,
+        pause=args.pause,
+        raw=args.raw,
+    )
+    return settings, only, skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, only, skip = parse_args(argv)
+    print(f"purenet speed harness ({'quick' if settings.quick else 'full'} mode)")
+    print(machine_line())
+    print(f"load average at start: {load_average()}", flush=True)
+    if os.getloadavg()[0] > BUSY_LOAD:
+        print(
+            f"note: the load is above {BUSY_LOAD}: other jobs share the cores, so these "
+            "timings are noisy, and multithreaded BLAS suffers most when it must share"
+        )
+    libs, missing = (
+        optional_libs(skip) if only & {"ceilings", "w1", "w2"} else ({}, {"torch": "", "jax": ""})
+    )
+    print(f"comparison libraries: {versions(libs)}")
+    for name, why in missing.items():
+        if why:
+            print(f"  {name}: {why}")
+    report = Report()
+    w1_data = load_dataset(settings.data, "reference", 0) if "w1" in only else None
+    ceilings = None
+    if "ceilings" in only:
+        shape = w1_data.x_train.shape if w1_data is not None else REFERENCE_X_SHAPE
+        ceilings = run_ceilings(settings, libs, shape)
+    if w1_data is not None:
+        run_w1(settings, libs, missing, w1_data, ceilings, report)
+        del w1_data
+    if "w2" in only:
+        run_w2(settings, libs, missing, ceilings, report)
+    if "rss" in only:
+        run_rss(settings, report)
+    print_summary(report, settings)
+    print(
+        f"\nload average at end: {load_average()}; "
+        f"harness took {time.perf_counter() - STARTED:.1f} s",
+        flush=True,
+    )
+    return 1 if report.mismatches or report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
