@@ -25,21 +25,14 @@ from purenet.keyframes import params_at
 from purenet.plot import save_figure, training_figure
 from purenet.replay import matches_record, replay, starting_keyframe
 from purenet.runner import figure_title
-from purenet.runs import Run, RunError, list_runs, save_params
+from purenet.runs import Run, list_runs, save_params
 from purenet.train import Snapshot
 
 
 def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
     """Open the run and replay ``epoch`` (default: the last recorded)."""
     run = Run.open(run_folder)
-    rows = run.rows()
-    if not rows:
-        raise RunError(f"run {run.name} has no completed epoch yet")
-    epoch = rows[-1].epoch if epoch is None else epoch
-    if epoch >= len(rows):
-        raise RunError(
-            f"epoch {epoch} is outside run {run.name}: its epochs are 0..{len(rows) - 1}"
-        )
+    rows, epoch = run.rows_up_to(epoch)
     dataset = load_run_data(run, data)
     return run, rows, dataset, replay(run, epoch, dataset)
 

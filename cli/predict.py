@@ -15,7 +15,7 @@ from purenet.images import read_image
 from purenet.keyframes import params_at
 from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
-from purenet.runs import Run, RunError
+from purenet.runs import Run
 
 
 def predict_command(
@@ -44,14 +44,7 @@ def predict_command(
     """
     try:
         run = Run.open(run_folder)
-        rows = run.rows(tolerate_cut_last_line=True)
-        if not rows:
-            raise RunError(f"run {run.name} has no completed epoch yet")
-        epoch = rows[-1].epoch if epoch is None else epoch
-        if epoch >= len(rows):
-            raise RunError(
-                f"epoch {epoch} is outside run {run.name}: its epochs are 0..{len(rows) - 1}"
-            )
+        _, epoch = run.rows_up_to(epoch, tolerate_cut_last_line=True)
         ((_, params),) = params_at(run, [epoch], lambda: load_run_data(run, data))
     except PurenetError as exc:
         raise fail(str(exc)) from None

@@ -6,36 +6,26 @@ from __future__ import annotations
 from purenet.errors import ConfigError
 from purenet.train import Config
 
+# About 98% on the standard test set in well under 30 s on two cores.
+_FAST = {
+    "split": "standard",
+    "hidden": (512,),
+    "batch_size": 128,
+    "optimizer": "momentum",
+    "momentum": 0.9,
+    "nesterov": True,
+    "lr": 0.1,
+    "schedule": "cosine",
+    "epochs": 12,
+}
+
 PRESETS: dict[str, dict] = {
     # The reference design: Config's own defaults.
     "reference": {},
-    # About 98% on the standard test set in well under 30 s on two cores.
-    "fast": {
-        "split": "standard",
-        "hidden": (512,),
-        "batch_size": 128,
-        "optimizer": "momentum",
-        "momentum": 0.9,
-        "nesterov": True,
-        "lr": 0.1,
-        "schedule": "cosine",
-        "epochs": 12,
-    },
-    # About 99% in about two minutes: the fast recipe with dropout and random shifts,
+    "fast": _FAST,
+    # About 99% in under two minutes: the fast recipe with dropout and random shifts,
     # trained for longer.
-    "best": {
-        "split": "standard",
-        "hidden": (512,),
-        "batch_size": 128,
-        "optimizer": "momentum",
-        "momentum": 0.9,
-        "nesterov": True,
-        "lr": 0.1,
-        "schedule": "cosine",
-        "dropout": 0.2,
-        "shift": 2,
-        "epochs": 80,
-    },
+    "best": {**_FAST, "dropout": 0.2, "shift": 2, "epochs": 80},
 }
 
 

@@ -234,6 +234,24 @@ class Run:
                 raise RunError(f"{path}: row {expected + 1} is epoch {row.epoch}, not {expected}")
         return rows
 
+    def rows_up_to(
+        self, epoch: int | None, tolerate_cut_last_line: bool = False
+    ) -> tuple[list[Row], int]:
+        """The recorded rows and the epoch asked for (None: the last recorded one).
+
+        Raises:
+            RunError: if the run has no row yet, or ``epoch`` is not among its rows.
+        """
+        rows = self.rows(tolerate_cut_last_line)
+        if not rows:
+            raise RunError(f"run {self.name} has no completed epoch yet")
+        epoch = rows[-1].epoch if epoch is None else epoch
+        if not 0 <= epoch < len(rows):
+            raise RunError(
+                f"epoch {epoch} is outside run {self.name}: its epochs are 0..{len(rows) - 1}"
+            )
+        return rows, epoch
+
     def open_metrics(self) -> IO[str]:
         """The metrics file opened for appending rows."""
         return open(self.folder / METRICS_FILE, "a", encoding="utf-8", newline="")

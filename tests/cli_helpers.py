@@ -50,3 +50,10 @@ def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("purenet: error: ")
     return lines[0]
+
+
+def trained_run(folder: Path, data: Path, *options) -> Path:
+    """Train a run into ``folder`` with the installed command; it must succeed."""
+    result = run(["train", *options, "--quiet", "--out", folder], folder.parent, data=data)
+    assert result.returncode == 0, result.stderr
+    return folder

@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from cli_helpers import assert_one_error_line, run
+from cli_helpers import assert_one_error_line, run, trained_run
 from matplotlib.colors import same_color
 from PIL import Image
 from test_train import synthetic
@@ -168,14 +168,9 @@ def test_misclassified_gallery_shows_the_most_confident_mistakes_with_their_labe
 @pytest.fixture(scope="module")
 def six(tmp_path_factory, mnist_dir) -> Path:
     """A finished 6-epoch run on the real MNIST, keyframes every 2 epochs."""
-    folder = tmp_path_factory.mktemp("plot") / "six"
-    result = run(
-        ["train", "--epochs", 6, "--keyframe-every", 2, "--quiet", "--out", folder],
-        folder.parent,
-        data=mnist_dir,
+    return trained_run(
+        tmp_path_factory.mktemp("plot") / "six", mnist_dir, "--epochs", 6, "--keyframe-every", 2
     )
-    assert result.returncode == 0, result.stderr
-    return folder
 
 
 def test_epoch_figures_of_a_real_run(six, reference_data):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_error_line, run
+from cli_helpers import assert_one_error_line, run, trained_run
 from PIL import Image
 
 from purenet.images import ImageReadError, read_image
@@ -205,14 +205,9 @@ def test_read_image_refuses_what_is_not_a_png_or_jpeg(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist_dir) -> Path:
     """A run trained well enough to be sure of most digits: 3 epochs of mini-batches."""
-    folder = tmp_path_factory.mktemp("predict") / "run"
-    result = run(
-        ["train", "--epochs", 3, "--batch-size", 100, "--quiet", "--out", folder],
-        folder.parent,
-        data=mnist_dir,
+    return trained_run(
+        tmp_path_factory.mktemp("predict") / "run", mnist_dir, "--epochs", 3, "--batch-size", 100
     )
-    assert result.returncode == 0, result.stderr
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from cli_helpers import PURENET, assert_one_error_line, environment, run
+from cli_helpers import PURENET, assert_one_error_line, environment, run, trained_run
 from test_train import synthetic
 
 import purenet.atomic
@@ -161,14 +161,9 @@ def test_list_runs_reports_unreadable_folders(tmp_path):
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, mnist_dir) -> Path:
     """A finished 6-epoch run with keyframes every 2 epochs, written by the CLI."""
-    folder = tmp_path_factory.mktemp("cli") / "six"
-    result = run(
-        ["train", "--epochs", 6, "--keyframe-every", 2, "--quiet", "--out", folder],
-        folder.parent,
-        data=mnist_dir,
+    return trained_run(
+        tmp_path_factory.mktemp("cli") / "six", mnist_dir, "--epochs", 6, "--keyframe-every", 2
     )
-    assert result.returncode == 0, result.stderr
-    return folder
 
 
 def broken_copy(cli_run: Path, tmp_path: Path) -> Path:
