@@ -20,21 +20,12 @@ import pstats
 import time
 from pathlib import Path
 
+from speed import w2_config
+
 from purenet.data import load_dataset
 from purenet.train import Config, train
 
-WORKLOADS = {
-    "w1": Config(),
-    "w2": Config(
-        split="standard",
-        hidden=(512,),
-        batch_size=128,
-        optimizer="momentum",
-        momentum=0.9,
-        lr=0.1,
-        epochs=100,
-    ),
-}
+WORKLOADS = {"w1": Config(), "w2": w2_config(100)}
 
 
 def main() -> None:

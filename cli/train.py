@@ -286,7 +286,7 @@ def _config(preset, **options) -> Config:
     try:
         config = preset_config(preset.value, options)
     except ConfigError as exc:
-        option = "'--patience'" if "patience" in str(exc) else "'--preset'"
+        option = f"'--{exc.field.replace('_', '-')}'" if exc.field else "'--preset'"
         raise typer.BadParameter(str(exc), param_hint=option) from None
     return attrs.evolve(config, batch_size=None) if full else config
 

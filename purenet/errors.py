@@ -19,4 +19,12 @@ class IdxFormatError(DataError):
 
 
 class ConfigError(PurenetError, ValueError):
-    """A training setting is out of range or inconsistent."""
+    """A training setting is out of range or inconsistent.
+
+    ``field`` names the setting at fault (a :class:`purenet.train.Config` field), when
+    there is one, so that a caller can point at the option that set it.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field

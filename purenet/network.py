@@ -123,11 +123,6 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
         return _loss_sum_and_correct(logits, y)[1] / len(y)
 
 
-def accuracy_of(logits: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of rows whose largest logit is at the true label."""
-    return float(np.count_nonzero(logits.argmax(axis=1) == y) / len(y))
-
-
 # Rows per chunk. Chunking bounds the memory of the intermediates (activations and
 # their gradients are chunk_rows x width instead of m x width, which matters for wide
 # layers on the full batch) and lets a chunk of X stay in cache between the forward and

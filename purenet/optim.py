@@ -21,11 +21,6 @@ from purenet.network import Metrics, value_and_grads
 from purenet.params import Layer, Params, frozen_result, map_params
 
 
-def _finite_at_least_zero(instance, attribute, value) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
 def _fraction(instance, attribute, value) -> None:
     if not (isinstance(value, (int, float)) and 0 <= value < 1):
         raise ValueError(f"{attribute.name} must be in [0, 1), got {value!r}")
@@ -239,6 +234,16 @@ class TrainState:
     epoch: int
 
 
+def apply_gradient(
+    state: TrainState, grads: Params, optimizer: Optimizer, lr: float, weight_decay: float = 0.0
+) -> TrainState:
+    """The state after one optimizer update with ``grads`` (weight decay added first); the
+    epoch count is unchanged."""
+    g = add_weight_decay(grads, state.params, weight_decay)
+    updates, opt_state = optimizer.update(g, state.opt_state, lr)
+    return TrainState(apply_updates(state.params, updates), opt_state, state.epoch)
+
+
 def step(
     state: TrainState,
     x: np.ndarray,
@@ -255,6 +260,4 @@ def step(
     same forward pass that made the gradient (with dropout, if any).
     """
     metrics, g = value_and_grads(state.params, x, y, dropout=dropout, dropout_key=dropout_key)
-    g = add_weight_decay(g, state.params, weight_decay)
-    updates, opt_state = optimizer.update(g, state.opt_state, lr)
-    return TrainState(apply_updates(state.params, updates), opt_state, state.epoch), metrics
+    return apply_gradient(state, g, optimizer, lr, weight_decay), metrics

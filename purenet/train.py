@@ -40,8 +40,8 @@ from purenet.optim import (
     Schedule,
     Sgd,
     TrainState,
-    add_weight_decay,
-    apply_updates,
+    apply_gradient,
+    step,
 )
 from purenet.params import Activation, Init, Params, init_params
 
@@ -57,9 +57,9 @@ ORDER_STREAM, DROPOUT_STREAM, AUGMENT_STREAM, VALID_STREAM = 3, 4, 5, 6
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
-def _check(condition: bool, message: str) -> None:
+def _check(field: str, condition: bool, message: str) -> None:
     if not condition:
-        raise ConfigError(message)
+        raise ConfigError(message, field)
 
 
 def _number(value) -> bool:
@@ -113,66 +113,87 @@ class Config:
     def __attrs_post_init__(self) -> None:
         h = self.hidden
         _check(
+            "hidden",
             bool(h) and all(isinstance(w, int) and w >= 1 for w in h),
             f"hidden must be one or more layer widths >= 1, got {h!r}",
         )
         _check(
+            "epochs",
             isinstance(self.epochs, int) and self.epochs >= 1,
             f"epochs must be >= 1, got {self.epochs!r}",
         )
-        _check(_number(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr!r}")
         _check(
-            isinstance(self.seed, int) and self.seed >= 0, f"seed must be >= 0, got {self.seed!r}"
+            "lr",
+            _number(self.lr) and self.lr > 0,
+            f"lr must be a finite number > 0, got {self.lr!r}",
         )
         _check(
+            "seed",
+            isinstance(self.seed, int) and self.seed >= 0,
+            f"seed must be >= 0, got {self.seed!r}",
+        )
+        _check(
+            "batch_size",
             self.batch_size is None or (isinstance(self.batch_size, int) and self.batch_size >= 1),
             f"batch size must be an integer >= 1, got {self.batch_size!r}",
         )
         _check(
+            "optimizer",
             self.optimizer in OPTIMIZERS,
             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
         )
         _check(
+            "momentum",
             _number(self.momentum) and 0 <= self.momentum < 1,
             f"momentum must be in [0, 1), got {self.momentum!r}",
         )
         _check(
+            "weight_decay",
             _number(self.weight_decay) and self.weight_decay >= 0,
             f"weight decay must be >= 0, got {self.weight_decay!r}",
         )
         _check(
+            "step_every",
             isinstance(self.step_every, int) and self.step_every >= 1,
             f"step_every must be >= 1, got {self.step_every!r}",
         )
         _check(
+            "step_gamma",
             _number(self.step_gamma) and 0 < self.step_gamma <= 1,
             f"step_gamma must be in (0, 1], got {self.step_gamma!r}",
         )
         _check(
+            "dropout",
             _number(self.dropout) and 0 <= self.dropout < 1,
             f"dropout must be in [0, 1), got {self.dropout!r}",
         )
         _check(
+            "shift",
             isinstance(self.shift, int) and 0 <= self.shift <= 8,
             f"shift must be 0..8 pixels, got {self.shift!r}",
         )
         _check(
+            "rotate",
             _number(self.rotate) and 0 <= self.rotate <= 45,
             f"rotate must be 0..45 degrees, got {self.rotate!r}",
         )
         _check(
+            "scale",
             _number(self.scale) and 0 <= self.scale < 0.5,
             f"scale must be in [0, 0.5), got {self.scale!r}",
         )
         _check(
+            "validation",
             isinstance(self.validation, int) and self.validation >= 0,
             f"validation must be >= 0 samples, got {self.validation!r}",
         )
         _check(
+            "patience",
             self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
             f"patience must be >= 1 epochs, got {self.patience!r}",
         )
         _check(
+            "patience",
             self.patience is None or self.validation > 0,
             "early stopping (patience) needs a validation set",
         )
@@ -313,19 +334,15 @@ def train(config: Config, data: Dataset, start: TrainState | None = None) -> Ite
 
 def _full_batch_fold(config, data, arrays, state) -> Iterator[Snapshot]:
     optimizer, lr = config.make_optimizer(), config.learning_rate()
-    while True:
-        last = state.epoch >= config.epochs
-        if last:
-            train_metrics = evaluate(state.params, arrays.x_train, arrays.y_train)
-        else:
-            train_metrics, g = value_and_grads(state.params, arrays.x_train, arrays.y_train)
+    while state.epoch < config.epochs:
+        train_metrics, g = value_and_grads(state.params, arrays.x_train, arrays.y_train)
         snapshot = _snapshot(state, train_metrics, data, arrays)
         yield snapshot
-        if last or snapshot.diverged:
+        if snapshot.diverged:
             return
-        g = add_weight_decay(g, state.params, config.weight_decay)
-        updates, opt_state = optimizer.update(g, state.opt_state, lr(state.epoch))
-        state = TrainState(apply_updates(state.params, updates), opt_state, state.epoch + 1)
+        after = apply_gradient(state, g, optimizer, lr(state.epoch), config.weight_decay)
+        state = attrs.evolve(after, epoch=state.epoch + 1)
+    yield _snapshot(state, evaluate(state.params, arrays.x_train, arrays.y_train), data, arrays)
 
 
 def epoch_order(config: Config, m: int, epoch: int) -> np.ndarray:
@@ -346,7 +363,6 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
     while state.epoch < config.epochs and not snapshot.diverged:
         epoch = state.epoch
         order = epoch_order(config, m, epoch)
-        params, opt_state = state.params, state.opt_state
         loss_sum, correct = 0.0, 0
         for b in range(n_batches):
             rows = order[b * size : (b + 1) * size]
@@ -355,18 +371,18 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
             if config.augmenting:
                 key = (config.seed, AUGMENT_STREAM, epoch, b)
                 xb = augment(xb, key, config.shift, config.rotate, config.scale)
-            metrics, g = value_and_grads(
-                params,
+            state, metrics = step(
+                state,
                 xb,
                 yb,
-                dropout=config.dropout,
-                dropout_key=(config.seed, DROPOUT_STREAM, epoch, b),
+                optimizer,
+                lr(epoch + b / n_batches),
+                config.weight_decay,
+                config.dropout,
+                (config.seed, DROPOUT_STREAM, epoch, b),
             )
-            g = add_weight_decay(g, params, config.weight_decay)
-            updates, opt_state = optimizer.update(g, opt_state, lr(epoch + b / n_batches))
-            params = apply_updates(params, updates)
             loss_sum += metrics.loss * len(yb)
             correct += round(metrics.accuracy * len(yb))
-        state = TrainState(params, opt_state, epoch + 1)
+        state = attrs.evolve(state, epoch=epoch + 1)
         snapshot = _snapshot(state, Metrics(loss_sum / m, correct / m), data, arrays)
         yield snapshot

@@ -32,3 +32,14 @@ def problems(draw, dtype=np.float64, max_depth: int = 2, max_width: int = 6, max
     x = draw(bounded(dtype, (m, sizes[0]), 2.0))
     y = draw(hnp.arrays(np.int64, m, elements=st.integers(0, sizes[-1] - 1)))
     return Params(tuple(layers)), x, y
+
+
+def random_network(rng: np.random.Generator, sizes, activation="relu") -> Params:
+    """Float64 params with normal weights and small biases, for gradient checks."""
+    return Params(
+        tuple(
+            Layer(rng.normal(size=(a, b)), rng.normal(size=b) * 0.1)
+            for a, b in itertools.pairwise(sizes)
+        ),
+        activation,
+    )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from cli_helpers import PURENET, environment
+from cli_helpers import PURENET, assert_one_error_line, environment
 
 from purenet import download
 from purenet.data import DATA_ENV, load_mnist
@@ -576,15 +576,6 @@ def run_data_command(args, cache_home: Path, **env: str) -> subprocess.Completed
         timeout=TIMEOUT,
         check=False,
     )
-
-
-def assert_one_error_line(result) -> str:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("purenet: error: ")
-    return lines[0]
 
 
 def test_cli_download_offline_exits_1_with_one_line(tmp_path):

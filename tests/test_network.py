@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import bounded, problems
+from strategies import bounded, problems, random_network
 
 from purenet.network import (
     cross_entropy,
@@ -198,12 +197,7 @@ def test_float32_params_compute_in_float32():
 def test_grads_match_finite_differences_on_a_deep_random_network():
     rng = np.random.default_rng(7)
     sizes = (5, 4, 3, 3)
-    params = Params(
-        tuple(
-            Layer(rng.normal(size=(a, b)), rng.normal(size=b) * 0.1)
-            for a, b in itertools.pairwise(sizes)
-        )
-    )
+    params = random_network(rng, sizes)
     x = rng.normal(size=(6, sizes[0]))
     y = rng.integers(0, sizes[-1], size=6)
     assert _kink_distance(params, x) > 1e-4

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 import attrs
 import numpy as np
 import pytest
+from strategies import random_network
 from test_network import _assert_close_grads, _numeric_grads
 from test_train import synthetic
 
@@ -130,13 +129,7 @@ def test_dropout_is_off_at_evaluation_and_keeps_the_expected_fraction():
 def test_gradients_with_every_activation_and_dropout_match_finite_differences(activation):
     rng = np.random.default_rng(5)
     sizes = (6, 5, 4, 3)
-    params = Params(
-        tuple(
-            Layer(rng.normal(size=(a, b)), rng.normal(size=b) * 0.1)
-            for a, b in itertools.pairwise(sizes)
-        ),
-        activation,
-    )
+    params = random_network(rng, sizes, activation)
     x, y = rng.normal(size=(7, 6)), rng.integers(0, 3, 7)
     analytic = value_and_grads(params, x, y)[1]
     _assert_close_grads(analytic, _numeric_grads(params, x, y))
