@@ -14,6 +14,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from purenet import blocks
 from purenet.params import Activation, Layer, Params, frozen_result
 
 
@@ -63,19 +64,38 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(z))
 
 
-def _affine(layer: Layer, a: np.ndarray) -> np.ndarray:
-    out = a @ layer.w
-    out += layer.b  # in place on the fresh product: one pass fewer over the result
-    return out
+@attrs.frozen(eq=False)
+class _Layers:
+    """The layers of ``params`` made ready for one pass over a batch: each layer's
+    weights transposed into C order (the operand order of the fast tiled product, see
+    :mod:`purenet.blocks`), and the plan that cuts the batch into blocks and tiles."""
+
+    params: Params
+    w_t: tuple[np.ndarray, ...]
+    plan: blocks.Plan
+
+    @classmethod
+    def prepare(
+        cls, params: Params, m: int, block_rows: int | None, workers: int | None
+    ) -> _Layers:
+        shapes = [layer.w.shape for layer in params.layers]
+        w_t = tuple(np.ascontiguousarray(layer.w.T) for layer in params.layers)
+        return cls(params, w_t, blocks.plan(m, shapes, block_rows, workers))
+
+    def affine(self, i: int, a: np.ndarray) -> np.ndarray:
+        """Layer i's pre-activations ``a @ w + b``, shape (rows, n_out)."""
+        out = blocks.tiled_product(a, self.w_t[i], self.plan.tiles[i])
+        out += self.params.layers[i].b  # in place on the fresh product
+        return out
 
 
 def _trace(
-    params: Params,
+    layers: _Layers,
     x: np.ndarray,
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list, np.ndarray]:
-    """Forward pass keeping what backpropagation needs.
+    """Forward pass over one block ``x`` (rows, n_in), keeping what backpropagation needs.
 
     With ``dropout > 0`` each hidden unit's output is zeroed with probability
     ``dropout`` and the survivors scaled by ``1 / (1 - dropout)`` (inverted dropout), with
@@ -83,12 +103,13 @@ def _trace(
 
     Returns ``(inputs, pre, post, masks, logits)``: the input of every layer (``x`` first),
     the pre-activations and activations (before dropout) of the hidden layers, their
-    dropout masks (None without dropout), and the logits (m, n_out).
+    dropout masks (None without dropout), and the logits (rows, n_out).
     """
     inputs, pre, post, masks = [x], [], [], []
-    for layer in params.layers[:-1]:
-        z = _affine(layer, inputs[-1])
-        a = activate(z, params.activation)
+    activation = layers.params.activation
+    for i in range(len(layers.params.layers) - 1):
+        z = layers.affine(i, inputs[-1])
+        a = activate(z, activation)
         pre.append(z)
         post.append(a)
         mask = None
@@ -98,59 +119,86 @@ def _trace(
             a = a * mask
         masks.append(mask)
         inputs.append(a)
-    return inputs, pre, post, masks, _affine(params.layers[-1], inputs[-1])
+    return inputs, pre, post, masks, layers.affine(len(layers.params.layers) - 1, inputs[-1])
 
 
-def forward(params: Params, x: np.ndarray) -> np.ndarray:
-    """Logits of shape (m, n_out) for inputs ``x`` of shape (m, n_in)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _trace(params, x)[-1]
+def forward(
+    params: Params, x: np.ndarray, block_rows: int | None = None, workers: int | None = None
+) -> np.ndarray:
+    """Logits of shape (m, n_out) for inputs ``x`` of shape (m, n_in).
 
-
-def _loss_sum_and_correct(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """``(log_softmax(logits), summed cross-entropy, number of correct argmaxes)``.
-
-    The per-row losses are added in float64 whatever the dtype of the logits.
+    Computed block by block exactly as :func:`evaluate` and :func:`value_and_grads`
+    compute them, so all three see the same logits, bit for bit.
     """
-    logp = log_softmax(logits)
-    loss_sum = -float(logp[np.arange(len(y)), y].sum(dtype=np.float64))
-    return logp, loss_sum, int(np.count_nonzero(logits.argmax(axis=1) == y))
+    layers = _Layers.prepare(params, len(x), block_rows, workers)
+
+    def block_logits(rows: slice) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _trace(layers, x[rows])[-1]
+
+    parts = blocks.map_blocks(block_logits, layers.plan)
+    if not parts:
+        return np.empty((0, params.layers[-1].w.shape[1]), params.layers[-1].w.dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _output_terms(
+    logits: np.ndarray, y: np.ndarray, grad_scale: float | None = None
+) -> tuple[float, int, np.ndarray | None]:
+    """Summed cross-entropy, number of correct argmaxes and, if ``grad_scale`` is given,
+    ``grad_scale * (softmax(logits) - onehot(y))`` transposed: shape (k, m).
+
+    ``logits`` has shape (m, k). The work is done on a transposed copy of shape (k, m),
+    because reductions across the k classes of every sample (the max, the sum of
+    exponentials) are then element-wise operations between k long rows, which NumPy runs
+    far faster than m reductions over rows of length k. Each sample's loss is
+    ``log(sum(exp(s))) - s[label]`` with ``s = logits - max(logits)`` (a stable
+    log-softmax); the per-sample losses are added in float64.
+    """
+    shifted = logits.T.copy()
+    shifted -= shifted.max(axis=0)
+    samples = np.arange(len(y))
+    label_shifted = shifted[y, samples]
+    exps = np.exp(shifted, out=shifted)
+    totals = exps.sum(axis=0)
+    loss_sum = float((np.log(totals) - label_shifted).sum(dtype=np.float64))
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+    if grad_scale is None:
+        return loss_sum, correct, None
+    exps *= grad_scale / totals  # softmax, already divided by the batch size
+    exps[y, samples] -= grad_scale
+    return loss_sum, correct, exps
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     """Mean categorical cross-entropy of logits (m, k) against integer labels (m,)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return _loss_sum_and_correct(logits, y)[1] / len(y)
-
-
-# Rows per chunk. Chunking bounds the memory of the intermediates (activations and
-# their gradients are chunk_rows x width instead of m x width, which matters for wide
-# layers on the full batch) and lets a chunk of X stay in cache between the forward and
-# backward products. On the reference network it measured about even with one big
-# chunk (both ~55-60 ms per epoch here); the speed issue owns deeper tuning.
-DEFAULT_CHUNK_ROWS = 4096
-
-
-def _chunks(m: int, chunk_rows: int) -> list[slice]:
-    return [slice(start, start + chunk_rows) for start in range(0, m, chunk_rows)]
+        return _output_terms(logits, y)[0] / len(y)
 
 
 def evaluate(
-    params: Params, x: np.ndarray, y: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    block_rows: int | None = None,
+    workers: int | None = None,
 ) -> Metrics:
     """Mean loss and accuracy of ``params`` on ``x`` (m, n_in) with labels ``y`` (m,).
 
-    Computed chunk by chunk exactly as :func:`value_and_grads` computes its metrics, so
+    Computed block by block exactly as :func:`value_and_grads` computes its metrics, so
     the two agree bit for bit on the same params and data.
     """
+    layers = _Layers.prepare(params, len(y), block_rows, workers)
+
+    def block_terms(rows: slice) -> tuple[float, int]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss_sum, correct, _ = _output_terms(_trace(layers, x[rows])[-1], y[rows])
+        return loss_sum, correct
+
     loss_sum, correct = 0.0, 0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for part in _chunks(len(y), chunk_rows):
-            _, chunk_loss, chunk_correct = _loss_sum_and_correct(
-                _trace(params, x[part])[-1], y[part]
-            )
-            loss_sum += chunk_loss
-            correct += chunk_correct
+    for block_loss, block_correct in blocks.map_blocks(block_terms, layers.plan):
+        loss_sum += block_loss
+        correct += block_correct
     return Metrics(loss_sum / len(y), correct / len(y))
 
 
@@ -159,36 +207,50 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray) -> float:
     return evaluate(params, x, y).loss
 
 
-def _chunk_sums(
-    params: Params,
+def _column_sums(dz: np.ndarray) -> np.ndarray:
+    """``dz.sum(axis=0)`` for dz (rows, n), as a vector-matrix product: for narrow
+    layers NumPy's reduction over rows is several times slower than BLAS."""
+    return np.ones(len(dz), dz.dtype) @ dz
+
+
+def _block_sums(
+    layers: _Layers,
     x: np.ndarray,
     y: np.ndarray,
     m_total: int,
     dropout: float,
     rng: np.random.Generator | None,
 ) -> tuple[float, int, list[tuple[np.ndarray, np.ndarray]]]:
-    """Summed loss, correct count and gradient contributions of one chunk of rows.
+    """Summed loss, correct count and gradient contributions of one block of rows.
 
     Backpropagation as in the reference, written for row-per-sample layout: with
     ``P = softmax(logits)`` and ``Y`` the one-hot labels, ``dZ_L = (P - Y) / m``; for each
     layer ``dW = A_prevᵀ dZ`` and ``db = sum of dZ over rows``; below a hidden layer
     ``dZ_prev = (dZ Wᵀ) * mask * act'(Z_prev)`` (the mask is dropout's, if any; for ReLU
-    ``act'(z) = 1 if z > 0 else 0``). ``m`` is the size of the whole batch, so chunk
-    contributions add up to the gradient.
+    ``act'(z) = 1 if z > 0 else 0``). ``m`` is the size of the whole batch, so block
+    contributions add up to the gradient. The output layer's ``dZ`` arrives transposed,
+    (k, rows), from :func:`_output_terms`; BLAS takes transposed operands without copies.
     """
-    inputs, pre, post, masks, logits = _trace(params, x, dropout, rng)
-    logp, loss_sum, correct = _loss_sum_and_correct(logits, y)
-    dz = np.exp(logp)
-    dz[np.arange(len(y)), y] -= 1
-    dz /= m_total
-    grads: list[tuple[np.ndarray, np.ndarray]] = []
-    for i in range(len(params.layers) - 1, -1, -1):
-        grads.append((inputs[i].T @ dz, dz.sum(axis=0)))
+    params, tiles = layers.params, layers.plan.tiles
+    inputs, pre, post, masks, logits = _trace(layers, x, dropout, rng)
+    loss_sum, correct, dz_t = _output_terms(logits, y, 1 / m_total)
+    hidden = len(params.layers) - 1
+    if tiles[hidden] is None:
+        grads = [(inputs[hidden].T @ dz_t.T, dz_t.sum(axis=1))]
+    else:
+        dz = np.ascontiguousarray(dz_t.T)
+        grads = [(blocks.tiled_weight_grad(inputs[hidden], dz, tiles[hidden]), dz_t.sum(axis=1))]
+    da = dz_t.T @ params.layers[hidden].w.T if hidden else None
+    for i in range(hidden - 1, -1, -1):
+        if masks[i] is not None:
+            da *= masks[i]
+        if params.activation is Activation.RELU:
+            dz = np.multiply(da, pre[i] > 0, out=da)
+        else:
+            dz = np.multiply(da, activation_slope(pre[i], post[i], params.activation), out=da)
+        grads.append((blocks.tiled_weight_grad(inputs[i], dz, tiles[i]), _column_sums(dz)))
         if i > 0:
             da = dz @ params.layers[i].w.T
-            if masks[i - 1] is not None:
-                da *= masks[i - 1]
-            dz = da * activation_slope(pre[i - 1], post[i - 1], params.activation)
     return loss_sum, correct, grads[::-1]
 
 
@@ -196,24 +258,29 @@ def value_and_grads(
     params: Params,
     x: np.ndarray,
     y: np.ndarray,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     dropout: float = 0.0,
     dropout_key: tuple[int, ...] | None = None,
+    block_rows: int | None = None,
+    workers: int | None = None,
 ) -> tuple[Metrics, Params]:
     """Metrics of ``params`` on (x, y) and the gradient of the mean loss, from one pass.
 
-    The batch is processed ``chunk_rows`` rows at a time and the per-chunk sums are
-    added: the result is the full-batch gradient, exact up to the order of float
-    additions, and a pure function of the arguments (same inputs, same bits).
+    The batch is processed in blocks of rows (see :mod:`purenet.blocks`) and the blocks'
+    sums are added in block order: the result is the full-batch gradient, exact up to the
+    order of float additions, and a pure function of the arguments (same inputs, same
+    bits, whatever the number of threads).
 
     Args:
         params: the network.
         x: inputs, shape (m, n_in), the dtype of ``params``.
         y: integer labels in [0, n_out), shape (m,).
-        chunk_rows: rows per chunk (>= 1).
         dropout: probability of dropping each hidden unit's output (0 = off).
-        dropout_key: seeds the dropout masks (``np.random.default_rng(dropout_key)``);
-            required when ``dropout > 0``.
+        dropout_key: seeds the dropout masks (block b draws from
+            ``np.random.default_rng((*dropout_key, b))``); required when ``dropout > 0``.
+        block_rows: rows per block (default: about 1,024, whole tiles). It decides the
+            order of float additions, so it is part of what a result's bits depend on.
+        workers: threads for the blocks (default: see :func:`purenet.blocks.plan`).
+            Never changes the result.
 
     Returns:
         ``(Metrics, grads)``: the metrics of this forward pass (equal to
@@ -222,24 +289,31 @@ def value_and_grads(
     """
     if dropout > 0 and dropout_key is None:
         raise ValueError("dropout needs a dropout_key")
-    rng = np.random.default_rng(dropout_key) if dropout > 0 else None
     m = len(y)
+    layers = _Layers.prepare(params, m, block_rows, workers)
+    index = {(rows.start, rows.stop): b for b, rows in enumerate(layers.plan.blocks)}
+
+    def block_sums(rows: slice):
+        rng = None
+        if dropout > 0:
+            rng = np.random.default_rng((*dropout_key, index[rows.start, rows.stop]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _block_sums(layers, x[rows], y[rows], m, dropout, rng)
+
     loss_sum, correct, total = 0.0, 0, None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for part in _chunks(m, chunk_rows):
-            chunk_loss, chunk_correct, chunk_grads = _chunk_sums(
-                params, x[part], y[part], m, dropout, rng
-            )
-            loss_sum += chunk_loss
-            correct += chunk_correct
-            if total is None:
-                total = chunk_grads  # fresh arrays: summed into in place below
-            else:
-                for (w_sum, b_sum), (w, b) in zip(total, chunk_grads, strict=True):
-                    w_sum += w
-                    b_sum += b
-    layers = tuple(Layer(frozen_result(w), frozen_result(b)) for w, b in total)
-    return Metrics(loss_sum / m, correct / m), Params(layers, params.activation)
+    for block_loss, block_correct, block_grads in blocks.map_blocks(block_sums, layers.plan):
+        loss_sum += block_loss
+        correct += block_correct
+        if total is None:
+            total = block_grads  # fresh arrays: summed into in place below
+        else:
+            for (w_sum, b_sum), (w, b) in zip(total, block_grads, strict=True):
+                w_sum += w
+                b_sum += b
+    layers_out = tuple(
+        Layer(frozen_result(np.ascontiguousarray(w)), frozen_result(b)) for w, b in total
+    )
+    return Metrics(loss_sum / m, correct / m), Params(layers_out, params.activation)
 
 
 def grads(params: Params, x: np.ndarray, y: np.ndarray) -> Params:

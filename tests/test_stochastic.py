@@ -9,7 +9,7 @@ from strategies import random_network
 from test_network import _assert_close_grads, _numeric_grads
 from test_train import synthetic
 
-from purenet.network import _trace, evaluate, forward, value_and_grads
+from purenet.network import _Layers, _trace, evaluate, forward, value_and_grads
 from purenet.params import Activation, Layer, Params, init_params
 from purenet.replay import matches_record, replay
 from purenet.runner import prepare_resume, record_training
@@ -116,7 +116,7 @@ def test_dropout_is_off_at_evaluation_and_keeps_the_expected_fraction():
     # unit's pre-activation gets no gradient from any sample.
     for rate in (0.2, 0.5):
         rng = np.random.default_rng(1)
-        _, _, _, masks, _ = _trace(params, x, rate, rng)
+        _, _, _, masks, _ = _trace(_Layers.prepare(params, len(x), None, 1), x, rate, rng)
         kept = np.mean(masks[0] > 0)
         assert kept == pytest.approx(1 - rate, abs=0.01)
         assert np.allclose(masks[0][masks[0] > 0], 1 / (1 - rate))
