@@ -97,11 +97,26 @@ def plan(
     return Plan(blocks, tiles, max(1, min(workers, len(blocks))))
 
 
-def tiled_product(a: np.ndarray, w_t: np.ndarray, tile: int | None) -> np.ndarray:
-    """``a @ w_t.T`` for ``a`` (rows, n_in) and ``w_t`` (n_out, n_in) C-contiguous:
-    shape (rows, n_out), computed ``tile`` rows at a time (all at once if None)."""
+def block_rows_of(x: np.ndarray, rows: slice, plan: Plan) -> np.ndarray:
+    """The rows of ``x`` that one block works on.
+
+    When the first layer is tiled they are copied: the small-matrix kernels read their
+    operands without prefetching far ahead, and stall on a block that is still in main
+    memory, while a copy streams it at full speed. The reference epoch measured 22 ms
+    with the copy against 28 ms without, here.
+    """
+    block = x[rows]
+    return block.copy() if plan.tiles[0] is not None else block
+
+
+def tiled_product(
+    a: np.ndarray, w: np.ndarray, w_t: np.ndarray | None, tile: int | None
+) -> np.ndarray:
+    """``a @ w`` for ``a`` (rows, n_in) and ``w`` (n_in, n_out), shape (rows, n_out),
+    computed ``tile`` rows at a time (all at once if None). ``w_t`` is ``w.T`` in C
+    order, the operand order in which the tiles' products are fastest."""
     if tile is None:
-        return a @ w_t.T
+        return a @ w
     rows, n_in = a.shape
     whole = rows - rows % tile
     out = np.empty((rows, len(w_t)), np.result_type(a, w_t))
@@ -109,7 +124,7 @@ def tiled_product(a: np.ndarray, w_t: np.ndarray, tile: int | None) -> np.ndarra
         stacked = a[:whole].reshape(-1, tile, n_in)
         out[:whole].reshape(-1, tile, len(w_t))[...] = (w_t @ stacked.mT).mT
     if whole < rows:
-        out[whole:] = a[whole:] @ w_t.T
+        out[whole:] = a[whole:] @ w
     return out
 
 

@@ -71,21 +71,25 @@ class _Layers:
     :mod:`purenet.blocks`), and the plan that cuts the batch into blocks and tiles."""
 
     params: Params
-    w_t: tuple[np.ndarray, ...]
+    w_t: tuple[np.ndarray | None, ...]
     plan: blocks.Plan
 
     @classmethod
     def prepare(
         cls, params: Params, m: int, block_rows: int | None, workers: int | None
     ) -> _Layers:
-        shapes = [layer.w.shape for layer in params.layers]
-        w_t = tuple(np.ascontiguousarray(layer.w.T) for layer in params.layers)
-        return cls(params, w_t, blocks.plan(m, shapes, block_rows, workers))
+        plan = blocks.plan(m, [layer.w.shape for layer in params.layers], block_rows, workers)
+        w_t = tuple(
+            None if tile is None else np.ascontiguousarray(layer.w.T)
+            for layer, tile in zip(params.layers, plan.tiles, strict=True)
+        )
+        return cls(params, w_t, plan)
 
     def affine(self, i: int, a: np.ndarray) -> np.ndarray:
         """Layer i's pre-activations ``a @ w + b``, shape (rows, n_out)."""
-        out = blocks.tiled_product(a, self.w_t[i], self.plan.tiles[i])
-        out += self.params.layers[i].b  # in place on the fresh product
+        layer = self.params.layers[i]
+        out = blocks.tiled_product(a, layer.w, self.w_t[i], self.plan.tiles[i])
+        out += layer.b  # in place on the fresh product
         return out
 
 
@@ -134,7 +138,7 @@ def forward(
 
     def block_logits(rows: slice) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            return _trace(layers, x[rows])[-1]
+            return _trace(layers, blocks.block_rows_of(x, rows, layers.plan))[-1]
 
     parts = blocks.map_blocks(block_logits, layers.plan)
     if not parts:
@@ -192,7 +196,8 @@ def evaluate(
 
     def block_terms(rows: slice) -> tuple[float, int]:
         with np.errstate(over="ignore", invalid="ignore"):
-            loss_sum, correct, _ = _output_terms(_trace(layers, x[rows])[-1], y[rows])
+            logits = _trace(layers, blocks.block_rows_of(x, rows, layers.plan))[-1]
+            loss_sum, correct, _ = _output_terms(logits, y[rows])
         return loss_sum, correct
 
     loss_sum, correct = 0.0, 0
@@ -298,7 +303,8 @@ def value_and_grads(
         if dropout > 0:
             rng = np.random.default_rng((*dropout_key, index[rows.start, rows.stop]))
         with np.errstate(over="ignore", invalid="ignore"):
-            return _block_sums(layers, x[rows], y[rows], m, dropout, rng)
+            xb = blocks.block_rows_of(x, rows, layers.plan)
+            return _block_sums(layers, xb, y[rows], m, dropout, rng)
 
     loss_sum, correct, total = 0.0, 0, None
     for block_loss, block_correct, block_grads in blocks.map_blocks(block_sums, layers.plan):
