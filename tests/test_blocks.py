@@ -1,0 +1,128 @@
+"""How a batch is cut into blocks and tiles: the pieces cover the batch, the tiled
+products equal the plain ones, and the number of threads never changes a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import random_network
+
+from purenet import blocks
+from purenet.network import evaluate, forward, value_and_grads
+from purenet.params import init_params, map_params
+
+
+@given(
+    m=st.integers(1, 5000),
+    n_in=st.integers(1, 1000),
+    n_out=st.integers(1, 50),
+    block_rows=st.none() | st.integers(1, 3000),
+    workers=st.none() | st.integers(1, 8),
+)
+def test_blocks_cover_the_batch_in_order(m, n_in, n_out, block_rows, workers):
+    plan = blocks.plan(m, [(n_in, n_out), (n_out, 3)], block_rows, workers)
+    assert plan.blocks[0].start == 0 and plan.blocks[-1].stop == m
+    for before, after in zip(plan.blocks, plan.blocks[1:], strict=False):
+        assert before.stop == after.start and before.start < before.stop
+    assert 1 <= plan.workers <= len(plan.blocks)
+    tile = plan.tiles[0]
+    if tile is not None:
+        assert tile * n_in * n_out <= blocks.SMALL_PRODUCT
+        if block_rows is None:  # default blocks are whole tiles
+            assert plan.blocks[0].stop == m or plan.blocks[0].stop % tile == 0
+
+
+def test_the_reference_network_is_tiled_and_threaded_and_a_wide_one_is_left_to_blas():
+    reference = blocks.plan(63_000, [(784, 10), (10, 10)], workers=None)
+    assert reference.tiles == (112, None)
+    assert reference.workers == min(blocks.available_cores(), len(reference.blocks))
+    assert {b.stop - b.start for b in reference.blocks[:-1]} == {1008}
+    wide = blocks.plan(128, [(784, 512), (512, 10)])
+    assert wide.tiles[0] is None and wide.workers == 1 and len(wide.blocks) == 1
+
+
+def test_block_rows_must_be_positive():
+    with pytest.raises(ValueError, match="block_rows"):
+        blocks.plan(10, [(3, 2)], block_rows=0)
+
+
+@settings(deadline=None)
+@given(
+    rows=st.integers(1, 300),
+    n_in=st.integers(1, 40),
+    n_out=st.integers(1, 12),
+    tile=st.integers(1, 64),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_tiled_products_equal_the_plain_products(rows, n_in, n_out, tile, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(rows, n_in))
+    w = rng.normal(size=(n_in, n_out))
+    dz = rng.normal(size=(rows, n_out))
+    product = blocks.tiled_product(a, w, np.ascontiguousarray(w.T), tile)
+    assert product.shape == (rows, n_out)
+    np.testing.assert_allclose(product, a @ w, rtol=1e-10, atol=1e-10)
+    grad = blocks.tiled_weight_grad(a, dz, tile)
+    assert grad.shape == (n_in, n_out)
+    np.testing.assert_allclose(grad, a.T @ dz, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 5])
+def test_map_blocks_returns_results_in_block_order(workers):
+    plan = blocks.plan(1000, [(3, 2)], block_rows=70, workers=workers)
+    assert blocks.map_blocks(lambda rows: rows.start, plan) == [b.start for b in plan.blocks]
+
+
+def _reference_shaped_problem(m: int = 2500):
+    """A 784-10-10 float32 network and a batch: its first layer is tiled (112 rows)."""
+    rng = np.random.default_rng(3)
+    params = init_params((784, 10, 10), seed=1)
+    x = rng.random((m, 784), dtype=np.float32)
+    y = rng.integers(0, 10, m)
+    return params, x, y
+
+
+@pytest.mark.parametrize("block_rows", [None, 224, 250])
+def test_thread_count_never_changes_a_bit(block_rows):
+    params, x, y = _reference_shaped_problem()
+    one = value_and_grads(params, x, y, block_rows=block_rows, workers=1)
+    plan = blocks.plan(len(y), [(784, 10), (10, 10)], block_rows)
+    assert plan.tiles[0] == 112 and len(plan.blocks) >= 3
+    for workers in (2, 3):
+        assert value_and_grads(params, x, y, block_rows=block_rows, workers=workers) == one
+        assert evaluate(params, x, y, block_rows, workers) == one[0]
+        assert np.array_equal(
+            forward(params, x, block_rows, workers), forward(params, x, block_rows, 1)
+        )
+    dropped = [
+        value_and_grads(params, x, y, 0.3, (5,), block_rows=block_rows, workers=w) for w in (1, 2)
+    ]
+    assert dropped[0] == dropped[1] and dropped[0] != one
+
+
+def test_tiled_blocks_compute_the_same_gradient_as_float64_in_one_piece():
+    params, x, y = _reference_shaped_problem()
+    metrics, g = value_and_grads(params, x, y, block_rows=224, workers=2)
+    params64 = map_params(lambda a: a.astype(np.float64), params)
+    metrics64, g64 = value_and_grads(params64, x.astype(np.float64), y, block_rows=len(y))
+    assert metrics.loss == pytest.approx(metrics64.loss, rel=1e-5)
+    for got, want in zip(g.layers, g64.layers, strict=True):
+        np.testing.assert_allclose(got.w, want.w, rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(got.b, want.b, rtol=1e-3, atol=1e-6)
+
+
+@settings(deadline=None, max_examples=25)
+@given(block_rows=st.integers(1, 60), seed=st.integers(0, 2**32 - 1))
+def test_any_block_size_gives_the_same_gradient_up_to_rounding(block_rows, seed):
+    rng = np.random.default_rng(seed)
+    params = random_network(rng, (6, 5, 3))
+    x, y = rng.normal(size=(50, 6)), rng.integers(0, 3, 50)
+    whole = value_and_grads(params, x, y, block_rows=50)
+    cut = value_and_grads(params, x, y, block_rows=block_rows, workers=2)
+    assert cut[0].accuracy == whole[0].accuracy
+    assert cut[0].loss == pytest.approx(whole[0].loss, rel=1e-12)
+    for got, want in zip(cut[1].layers, whole[1].layers, strict=True):
+        np.testing.assert_allclose(got.w, want.w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got.b, want.b, rtol=1e-10, atol=1e-12)
