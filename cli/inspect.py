@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
+from purenet import __version__
 from purenet.animate import (
     DEFAULT_FPS,
     default_stride,
@@ -137,7 +138,16 @@ def replay_command(
     )
     typer.echo(_metrics_line(snapshot))
     if not matches_record(snapshot, rows[snapshot.epoch]):
-        raise fail(f"the replayed metrics differ from the recorded row: {rows[snapshot.epoch]}")
+        recorded_by = run.meta.get("purenet_version")
+        why = (
+            f" (the run was recorded by purenet {recorded_by}, this is {__version__}, and "
+            "versions may round floats differently)"
+            if recorded_by != __version__
+            else ""
+        )
+        raise fail(
+            f"the replayed metrics differ from the recorded row: {rows[snapshot.epoch]}{why}"
+        )
     typer.echo("matches the recorded row bit for bit")
     for path, what in ((figure, "figure"), (save, "params")):
         if path is not None:

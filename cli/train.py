@@ -23,6 +23,7 @@ from cli.common import (
 from cli.data import training_data
 from cli.live import chain, live_view
 from cli.progress import TrainingProgress
+from purenet.blocks import default_workers
 from purenet.data import Split
 from purenet.errors import ConfigError, PurenetError
 from purenet.optim import Schedule
@@ -203,6 +204,7 @@ def train_command(
     figure.png and status.json.
     """
     try:
+        default_workers()  # a bad PURENET_THREADS fails here, before any work
         if resume is not None:
             run = Run.open(resume)
             start, seconds = prepare_resume(run)

@@ -29,12 +29,16 @@ from typing import TypeVar
 import attrs
 import numpy as np
 
+from purenet.errors import ConfigError
+
 # Multiply-adds (rows x n_in x n_out) of one tile's product: small enough for OpenBLAS's
 # small-matrix path in every operand order we use (measured: 112 rows of 784 x 10 take
 # it, 127 rows not in the transposed order).
 SMALL_PRODUCT = 880_000
 MIN_TILE_ROWS = 16  # below this, tiles cost more in calls than they save in copies
 BLOCK_ROWS = 1024  # rows per block (rounded to whole tiles); 3 MB of reference x
+
+THREADS_VARIABLE = "PURENET_THREADS"  # caps the threads, e.g. on a shared machine
 
 T = TypeVar("T")
 
@@ -44,6 +48,16 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Threads for blocks: ``$PURENET_THREADS`` when set, else every available core."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return available_cores()
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{THREADS_VARIABLE} must be a whole number >= 1, not {value!r}")
+    return int(value)
 
 
 def tile_rows(n_in: int, n_out: int) -> int | None:
@@ -78,8 +92,9 @@ def plan(
     """The plan for ``m`` rows through layers whose weights have ``shapes`` (n_in, n_out).
 
     ``block_rows`` overrides the block size, ``workers`` the number of threads (default:
-    every available core, when all of a block's products are small enough to run on one
-    thread; otherwise 1). Neither changes the result's bits unless ``block_rows`` does.
+    :func:`default_workers` when all of a block's products are small enough to run on one
+    thread; otherwise 1, and BLAS uses its own threads). ``workers`` never changes a
+    result; ``block_rows`` decides the order of float additions.
     """
     tiles = tuple(tile_rows(n_in, n_out) for n_in, n_out in shapes)
     if block_rows is None:
@@ -93,7 +108,7 @@ def plan(
         for tile, (n_in, n_out) in zip(tiles, shapes, strict=True)
     )
     if workers is None:
-        workers = available_cores() if single_threaded else 1
+        workers = default_workers() if single_threaded else 1
     return Plan(blocks, tiles, max(1, min(workers, len(blocks))))
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from strategies import random_network
 
 from purenet import blocks
+from purenet.errors import ConfigError
 from purenet.network import evaluate, forward, value_and_grads
 from purenet.params import init_params, map_params
 
@@ -41,6 +42,16 @@ def test_the_reference_network_is_tiled_and_threaded_and_a_wide_one_is_left_to_b
     assert {b.stop - b.start for b in reference.blocks[:-1]} == {1008}
     wide = blocks.plan(128, [(784, 512), (512, 10)])
     assert wide.tiles[0] is None and wide.workers == 1 and len(wide.blocks) == 1
+
+
+def test_purenet_threads_caps_the_threads(monkeypatch):
+    monkeypatch.setenv(blocks.THREADS_VARIABLE, "1")
+    assert blocks.plan(63_000, [(784, 10), (10, 10)]).workers == 1
+    monkeypatch.setenv(blocks.THREADS_VARIABLE, "3")
+    assert blocks.plan(63_000, [(784, 10), (10, 10)]).workers == 3
+    monkeypatch.setenv(blocks.THREADS_VARIABLE, "0")
+    with pytest.raises(ConfigError, match="PURENET_THREADS"):
+        blocks.plan(63_000, [(784, 10), (10, 10)])
 
 
 def test_block_rows_must_be_positive():

@@ -257,6 +257,23 @@ def test_no_data_anywhere_and_no_mirror_is_one_error_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("threads", ["0", "two", "-1"])
+def test_a_bad_thread_count_is_one_error_line(tmp_path, mnist_dir, threads):
+    env = environment(mnist_dir) | {"PURENET_THREADS": threads}
+    result = subprocess.run(
+        [str(PURENET), "train", "--epochs", "1", "--out", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    line = assert_one_error_line(result)
+    assert "PURENET_THREADS" in line and repr(threads) in line
+    assert not (tmp_path / "run").exists()
+
+
 def truncated_gzip(source: Path) -> bytes:
     data = source.read_bytes()
     return data[: len(data) // 2]
