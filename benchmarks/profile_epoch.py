@@ -5,10 +5,12 @@
 Profiles ``N`` epochs (one ``next()`` of ``train(...)`` each, after two warm-up epochs)
 and prints the functions with the most time of their own, per epoch. NumPy's ufuncs
 and the ``@`` operator are not Python calls: their time counts as the time of the
-purenet function that runs them (``_affine`` is the forward products, ``_chunk_sums``
-the backward products and the softmax gradient, ``log_softmax`` the exponentials). For
-the BLAS and ufunc kernels themselves, run this script under ``perf record -g`` or
-``py-spy record --native``.
+purenet function that runs them (``tiled_product`` is the forward products,
+``tiled_weight_grad`` the weight-gradient products, ``_output_terms`` the softmax and its
+gradient). Blocks that run on worker threads (W1) are invisible to cProfile: there the
+main thread's time shows as waiting on a lock; profile with ``PURENET_THREADS=1`` to see
+them. For the BLAS and ufunc kernels themselves, run this script under
+``perf record -g`` or ``py-spy record --native``.
 """
 
 from __future__ import annotations

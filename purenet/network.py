@@ -7,6 +7,10 @@ logits have shape ``(m, n_classes)``. Hidden layers use the params' activation (
 tanh or sigmoid), optionally followed by dropout while training; the last layer is
 linear and its logits feed a softmax. The dtype of the params (float32 for training,
 float64 for gradient checks) is the dtype of the computation.
+
+A batch is computed in blocks of rows, on several threads when that pays, as
+:mod:`purenet.blocks` plans; the blocks' sums are added in a fixed order, so the results
+do not depend on the number of threads.
 """
 
 from __future__ import annotations
