@@ -201,7 +201,8 @@ def train_command(
     --preset fast and --preset best go much further (about 98% and 99% on the standard
     test set). The run folder gets
     config.json, metrics.csv (a row per epoch), snapshots/ (params every K epochs),
-    figure.png and status.json.
+    figure.png and status.json. It uses every core; PURENET_THREADS=N caps that (the
+    results are the same).
     """
     try:
         default_workers()  # a bad PURENET_THREADS fails here, before any work

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import PURENET, assert_one_error_line, environment, run
+from cli_helpers import PURENET, assert_one_error_line, environment, run, trained_run
 from matplotlib.image import imread
 
 import purenet
@@ -272,6 +272,23 @@ def test_a_bad_thread_count_is_one_error_line(tmp_path, mnist_dir, threads):
     line = assert_one_error_line(result)
     assert "PURENET_THREADS" in line and repr(threads) in line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_replays_bit_for_bit_on_one_thread(tmp_path, mnist_dir):
+    """Trained on every core, replayed on one: the thread count is not part of the bits."""
+    folder = trained_run(tmp_path / "run", mnist_dir, "--epochs", "4", "--keyframe-every", "2")
+    env = environment(mnist_dir) | {"PURENET_THREADS": "1"}
+    result = subprocess.run(
+        [str(PURENET), "replay", str(folder), "--epoch", "3"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "matches the recorded row bit for bit" in result.stdout
 
 
 def truncated_gzip(source: Path) -> bytes:
