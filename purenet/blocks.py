@@ -22,6 +22,7 @@ parallelism comes from running blocks on threads instead.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -158,14 +159,19 @@ def tiled_weight_grad(a: np.ndarray, dz: np.ndarray, tile: int | None) -> np.nda
     return total.T
 
 
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)
+_pool_lock = threading.Lock()
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
+    """A pool of at least ``workers`` threads, made once per process (a forked child
+    inherits the pool but not its threads, so it makes its own)."""
     global _pool
-    if _pool is None or _pool._max_workers < workers:
-        _pool = ThreadPoolExecutor(workers, thread_name_prefix="purenet-block")
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="purenet-block")
+            _pool = (os.getpid(), workers, pool)
+        return _pool[2]
 
 
 def map_blocks(work: Callable[[slice], T], plan: Plan) -> list[T]:

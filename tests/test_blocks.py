@@ -137,3 +137,19 @@ def test_any_block_size_gives_the_same_gradient_up_to_rounding(block_rows, seed)
     for got, want in zip(cut[1].layers, whole[1].layers, strict=True):
         np.testing.assert_allclose(got.w, want.w, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(got.b, want.b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_forked_child_computes_with_its_own_threads():
+    """The parent's pool has no threads in a forked child: the child must not wait on it."""
+    import multiprocessing
+
+    params, x, y = _reference_shaped_problem(1500)
+    expected = value_and_grads(params, x, y, block_rows=224, workers=2)  # parent's pool
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        child = pool.apply_async(_child_gradient, (params, x, y)).get(timeout=60)
+    assert child == expected
+
+
+def _child_gradient(params, x, y):
+    return value_and_grads(params, x, y, block_rows=224, workers=2)
