@@ -21,6 +21,7 @@ parallelism comes from running blocks on threads instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -183,20 +184,21 @@ def map_blocks(work: Callable[[slice], T], plan: Plan) -> list[T]:
     blocks = plan.blocks
     if plan.workers <= 1:
         return [work(block) for block in blocks]
-
-    def run_share(share: Sequence[slice]) -> list[T]:
-        return [work(block) for block in share]
-
-    # Interleaved shares keep the threads' loads even when the last block is short. The
-    # calling thread runs the first share itself: it is awake already, and waking an
-    # idle thread costs time on a virtual machine.
-    shares = [blocks[k :: plan.workers] for k in range(plan.workers)]
-    others = [_executor(plan.workers - 1).submit(run_share, share) for share in shares[1:]]
     results: list = [None] * len(blocks)
+    claims = itertools.count()  # next() on it is atomic: each block is claimed once
+
+    def drain() -> None:
+        while (i := next(claims)) < len(blocks):
+            results[i] = work(blocks[i])
+
+    # Threads claim blocks as they become free, so one that starts late (waking an idle
+    # core takes milliseconds on a virtual machine) or runs slow leaves its share to the
+    # others. The calling thread works too. Which thread computes a block never changes
+    # its result.
+    others = [_executor(plan.workers - 1).submit(drain) for _ in range(plan.workers - 1)]
     try:
-        results[:: plan.workers] = run_share(shares[0])
+        drain()
     finally:
-        done = [future.result() for future in others]  # waits even if the caller failed
-    for k, share_results in enumerate(done, start=1):
-        results[k :: plan.workers] = share_results
+        for future in others:
+            future.result()  # waits even if the caller failed
     return results
