@@ -15,6 +15,9 @@ do not depend on the number of threads.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 import attrs
 import numpy as np
 
@@ -184,6 +187,27 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
         return _output_terms(logits, y)[0] / len(y)
 
 
+def _metric_tasks(layers: _Layers, x: np.ndarray, y: np.ndarray) -> list:
+    """One task per block: its summed loss and number of correct answers."""
+
+    def block_terms(rows: slice) -> tuple[float, int]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = _trace(layers, blocks.block_rows_of(x, rows, layers.plan))[-1]
+            loss_sum, correct, _ = _output_terms(logits, y[rows])
+        return loss_sum, correct
+
+    return [functools.partial(block_terms, rows) for rows in layers.plan.blocks]
+
+
+def _metrics_of(terms: list[tuple[float, int]], m: int) -> Metrics:
+    """The blocks' sums, added in block order, as mean loss and accuracy over m samples."""
+    loss_sum, correct = 0.0, 0
+    for block_loss, block_correct in terms:
+        loss_sum += block_loss
+        correct += block_correct
+    return Metrics(loss_sum / m, correct / m)
+
+
 def evaluate(
     params: Params,
     x: np.ndarray,
@@ -197,18 +221,8 @@ def evaluate(
     the two agree bit for bit on the same params and data.
     """
     layers = _Layers.prepare(params, len(y), block_rows, workers)
-
-    def block_terms(rows: slice) -> tuple[float, int]:
-        with np.errstate(over="ignore", invalid="ignore"):
-            logits = _trace(layers, blocks.block_rows_of(x, rows, layers.plan))[-1]
-            loss_sum, correct, _ = _output_terms(logits, y[rows])
-        return loss_sum, correct
-
-    loss_sum, correct = 0.0, 0
-    for block_loss, block_correct in blocks.map_blocks(block_terms, layers.plan):
-        loss_sum += block_loss
-        correct += block_correct
-    return Metrics(loss_sum / len(y), correct / len(y))
+    terms = blocks.run_tasks(_metric_tasks(layers, x, y), layers.plan.workers)
+    return _metrics_of(terms, len(y))
 
 
 def loss(params: Params, x: np.ndarray, y: np.ndarray) -> float:
@@ -298,20 +312,35 @@ def value_and_grads(
     """
     if dropout > 0 and dropout_key is None:
         raise ValueError("dropout needs a dropout_key")
-    m = len(y)
-    layers = _Layers.prepare(params, m, block_rows, workers)
-    index = {(rows.start, rows.stop): b for b, rows in enumerate(layers.plan.blocks)}
+    layers = _Layers.prepare(params, len(y), block_rows, workers)
+    tasks = _gradient_tasks(layers, x, y, dropout, dropout_key)
+    return _gradient_of(blocks.run_tasks(tasks, layers.plan.workers), len(y), params.activation)
 
-    def block_sums(rows: slice):
-        rng = None
-        if dropout > 0:
-            rng = np.random.default_rng((*dropout_key, index[rows.start, rows.stop]))
+
+def _gradient_tasks(
+    layers: _Layers,
+    x: np.ndarray,
+    y: np.ndarray,
+    dropout: float = 0.0,
+    dropout_key: tuple[int, ...] | None = None,
+) -> list:
+    """One task per block: its loss, correct count and gradient sums (block b's dropout
+    masks come from ``default_rng((*dropout_key, b))``)."""
+    m = len(y)
+
+    def block_sums(b: int, rows: slice):
+        rng = np.random.default_rng((*dropout_key, b)) if dropout > 0 else None
         with np.errstate(over="ignore", invalid="ignore"):
             xb = blocks.block_rows_of(x, rows, layers.plan)
             return _block_sums(layers, xb, y[rows], m, dropout, rng)
 
+    return [functools.partial(block_sums, b, rows) for b, rows in enumerate(layers.plan.blocks)]
+
+
+def _gradient_of(results: list, m: int, activation: Activation) -> tuple[Metrics, Params]:
+    """The blocks' sums, added in block order: metrics and gradient of the mean loss."""
     loss_sum, correct, total = 0.0, 0, None
-    for block_loss, block_correct, block_grads in blocks.map_blocks(block_sums, layers.plan):
+    for block_loss, block_correct, block_grads in results:
         loss_sum += block_loss
         correct += block_correct
         if total is None:
@@ -320,10 +349,42 @@ def value_and_grads(
             for (w_sum, b_sum), (w, b) in zip(total, block_grads, strict=True):
                 w_sum += w
                 b_sum += b
-    layers_out = tuple(
+    layers = tuple(
         Layer(frozen_result(np.ascontiguousarray(w)), frozen_result(b)) for w, b in total
     )
-    return Metrics(loss_sum / m, correct / m), Params(layers_out, params.activation)
+    return Metrics(loss_sum / m, correct / m), Params(layers, activation)
+
+
+def value_grads_and_metrics(
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    others: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    block_rows: int | None = None,
+    workers: int | None = None,
+) -> tuple[Metrics, Params, tuple[Metrics, ...]]:
+    """``value_and_grads(params, x, y)`` and ``evaluate(params, x_k, y_k)`` for each
+    ``(x_k, y_k)`` in ``others``, bit for bit, in one parallel pass.
+
+    One pass instead of several saves a hand-off to the threads and lets the evaluation
+    blocks fill the gradient's last ones (about 1 ms of a 24 ms reference epoch here).
+
+    Returns:
+        ``(metrics, grads, other_metrics)``, ``other_metrics`` in the order of ``others``.
+    """
+    layers = _Layers.prepare(params, len(y), block_rows, workers)
+    tasks = _gradient_tasks(layers, x, y)
+    spans = []  # the tasks of each other data set
+    for x_k, y_k in others:
+        k_layers = _Layers.prepare(params, len(y_k), block_rows, workers)
+        spans.append(slice(len(tasks), len(tasks) + len(k_layers.plan.blocks)))
+        tasks += _metric_tasks(k_layers, x_k, y_k)
+    results = blocks.run_tasks(tasks, layers.plan.workers)
+    metrics, g = _gradient_of(results[: len(layers.plan.blocks)], len(y), params.activation)
+    other_metrics = tuple(
+        _metrics_of(results[span], len(y_k)) for span, (_, y_k) in zip(spans, others, strict=True)
+    )
+    return metrics, g, other_metrics
 
 
 def grads(params: Params, x: np.ndarray, y: np.ndarray) -> Params:

@@ -31,7 +31,7 @@ import numpy as np
 from purenet.augment import augment
 from purenet.data import N_CLASSES, N_PIXELS, Dataset, Split
 from purenet.errors import ConfigError
-from purenet.network import Metrics, evaluate, value_and_grads
+from purenet.network import Metrics, evaluate, value_grads_and_metrics
 from purenet.optim import (
     Adam,
     LearningRate,
@@ -334,9 +334,16 @@ def train(config: Config, data: Dataset, start: TrainState | None = None) -> Ite
 
 def _full_batch_fold(config, data, arrays, state) -> Iterator[Snapshot]:
     optimizer, lr = config.make_optimizer(), config.learning_rate()
+    held_out = [(data.x_test, data.y_test)]
+    if arrays.x_valid is not None:
+        held_out.append((arrays.x_valid, arrays.y_valid))
     while state.epoch < config.epochs:
-        train_metrics, g = value_and_grads(state.params, arrays.x_train, arrays.y_train)
-        snapshot = _snapshot(state, train_metrics, data, arrays)
+        # the train metrics and gradient, and the test (and validation) metrics, in one
+        # pass: bit for bit what value_and_grads and evaluate give one by one
+        train_metrics, g, (test, *valid) = value_grads_and_metrics(
+            state.params, arrays.x_train, arrays.y_train, held_out
+        )
+        snapshot = Snapshot(state, train_metrics, test, valid[0] if valid else None)
         yield snapshot
         if snapshot.diverged:
             return

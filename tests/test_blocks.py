@@ -11,7 +11,7 @@ from strategies import random_network
 
 from purenet import blocks
 from purenet.errors import ConfigError
-from purenet.network import evaluate, forward, value_and_grads
+from purenet.network import evaluate, forward, value_and_grads, value_grads_and_metrics
 from purenet.params import init_params, map_params
 
 
@@ -153,3 +153,20 @@ def test_a_forked_child_computes_with_its_own_threads():
 
 def _child_gradient(params, x, y):
     return value_and_grads(params, x, y, block_rows=224, workers=2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_pass_gives_the_gradient_and_the_held_out_metrics_bit_for_bit(workers):
+    params, x, y = _reference_shaped_problem()
+    rng = np.random.default_rng(9)
+    test = (rng.random((700, 784), dtype=np.float32), rng.integers(0, 10, 700))
+    valid = (rng.random((300, 784), dtype=np.float32), rng.integers(0, 10, 300))
+    metrics, g, others = value_grads_and_metrics(
+        params, x, y, [test, valid], block_rows=224, workers=workers
+    )
+    assert (metrics, g) == value_and_grads(params, x, y, block_rows=224, workers=1)
+    assert others == (
+        evaluate(params, *test, block_rows=224, workers=1),
+        evaluate(params, *valid, block_rows=224, workers=1),
+    )
+    assert value_grads_and_metrics(params, x, y)[2] == ()
