@@ -73,9 +73,9 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 @attrs.frozen(eq=False)
 class _Layers:
-    """The layers of ``params`` made ready for one pass over a batch: each layer's
-    weights transposed into C order (the operand order of the fast tiled product, see
-    :mod:`purenet.blocks`), and the plan that cuts the batch into blocks and tiles."""
+    """The layers of ``params`` made ready for one pass over a batch: the plan that cuts
+    the batch into blocks and tiles, and the weights of each tiled layer transposed into
+    C order, the operand order of the fast tiled product (see :mod:`purenet.blocks`)."""
 
     params: Params
     w_t: tuple[np.ndarray | None, ...]
