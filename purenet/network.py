@@ -258,19 +258,12 @@ def _block_sums(
     inputs, pre, post, masks, logits = _trace(layers, x, dropout, rng)
     loss_sum, correct, dz_t = _output_terms(logits, y, 1 / m_total)
     hidden = len(params.layers) - 1
-    if tiles[hidden] is None:
-        grads = [(inputs[hidden].T @ dz_t.T, dz_t.sum(axis=1))]
-    else:
-        dz = np.ascontiguousarray(dz_t.T)
-        grads = [(blocks.tiled_weight_grad(inputs[hidden], dz, tiles[hidden]), dz_t.sum(axis=1))]
+    grads = [(blocks.tiled_weight_grad(inputs[hidden], dz_t.T, tiles[hidden]), dz_t.sum(axis=1))]
     da = dz_t.T @ params.layers[hidden].w.T if hidden else None
     for i in range(hidden - 1, -1, -1):
         if masks[i] is not None:
             da *= masks[i]
-        if params.activation is Activation.RELU:
-            dz = np.multiply(da, pre[i] > 0, out=da)
-        else:
-            dz = np.multiply(da, activation_slope(pre[i], post[i], params.activation), out=da)
+        dz = np.multiply(da, activation_slope(pre[i], post[i], params.activation), out=da)
         grads.append((blocks.tiled_weight_grad(inputs[i], dz, tiles[i]), _column_sums(dz)))
         if i > 0:
             da = dz @ params.layers[i].w.T

@@ -30,11 +30,14 @@ def environment(data: Path | None) -> dict[str, str]:
     return env
 
 
-def run(args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    args, cwd: Path, data: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The installed ``purenet`` with ``args``, in :func:`environment` plus ``env``."""
     return subprocess.run(
         [str(PURENET), *map(str, args)],
         cwd=cwd,
-        env=environment(data),
+        env=environment(data) | (env or {}),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -259,16 +259,8 @@ def test_no_data_anywhere_and_no_mirror_is_one_error_line(tmp_path):
 
 @pytest.mark.parametrize("threads", ["0", "two", "-1"])
 def test_a_bad_thread_count_is_one_error_line(tmp_path, mnist_dir, threads):
-    env = environment(mnist_dir) | {"PURENET_THREADS": threads}
-    result = subprocess.run(
-        [str(PURENET), "train", "--epochs", "1", "--out", "run"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {"PURENET_THREADS": threads}
+    result = run(["train", "--epochs", "1", "--out", "run"], tmp_path, mnist_dir, env)
     line = assert_one_error_line(result)
     assert "PURENET_THREADS" in line and repr(threads) in line
     assert not (tmp_path / "run").exists()
@@ -277,16 +269,8 @@ def test_a_bad_thread_count_is_one_error_line(tmp_path, mnist_dir, threads):
 def test_a_run_replays_bit_for_bit_on_one_thread(tmp_path, mnist_dir):
     """Trained on every core, replayed on one: the thread count is not part of the bits."""
     folder = trained_run(tmp_path / "run", mnist_dir, "--epochs", "4", "--keyframe-every", "2")
-    env = environment(mnist_dir) | {"PURENET_THREADS": "1"}
-    result = subprocess.run(
-        [str(PURENET), "replay", str(folder), "--epoch", "3"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {"PURENET_THREADS": "1"}
+    result = run(["replay", folder, "--epoch", "3"], tmp_path, mnist_dir, env)
     assert result.returncode == 0, result.stderr
     assert "matches the recorded row bit for bit" in result.stdout
 

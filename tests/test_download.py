@@ -27,7 +27,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from cli_helpers import PURENET, assert_one_error_line, environment
+from cli_helpers import assert_one_error_line, run
 
 from purenet import download
 from purenet.data import DATA_ENV, load_mnist
@@ -721,18 +721,12 @@ def test_cli_commands_have_help(tmp_path):
 def test_purenet_train_with_an_empty_cache_downloads_verifies_and_trains(
     tmp_path, mirrors, mnist_dir
 ):
-    env = environment(None)  # no PURENET_DATA: the cache is the only source
-    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-    env[MIRRORS_ENV] = ",".join([mirrors.url("missing"), mirrors.url("html"), mirrors.url("good")])
-    result = subprocess.run(
-        [str(PURENET), "train", "--epochs", "2", "--quiet", "--out", "run"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {
+        "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+        MIRRORS_ENV: ",".join([mirrors.url("missing"), mirrors.url("html"), mirrors.url("good")]),
+    }
+    # no data folder: the cache is the only source
+    result = run(["train", "--epochs", "2", "--quiet", "--out", "run"], tmp_path, None, env)
     assert result.returncode == 0, result.stderr
     cache = tmp_path / "xdg" / "purenet" / "mnist"
     assert_cache_holds_the_real_files(cache, mnist_dir)
