@@ -108,18 +108,26 @@ class Times:
         return sum(s.others for s in samples) / sum(s.wall for s in samples)
 
 
-def interleave(units: dict[str, Callable[[], object]], rounds: int, pause: float = 0.0) -> Times:
+def interleave(
+    units: dict[str, Callable[[], object]],
+    rounds: int,
+    pause: float = 0.0,
+    warm_up: dict[str, Callable[[], object]] | None = None,
+) -> Times:
     """Time each unit once per round, in turn, for ``rounds`` rounds.
 
     ``pause`` seconds of sleep before each timed call let the thread pools of the
     previous library (OpenBLAS, OpenMP and XLA threads spin for a while after their work)
-    go idle, so that they do not steal cores from the next one.
+    go idle, so that they do not steal cores from the next one. ``warm_up[name]``, if
+    given, runs untimed between the pause and the timed call.
     """
     times = Times({name: [] for name in units})
     for _ in range(rounds):
         for name, fn in units.items():
             if pause:
                 time.sleep(pause)
+            if warm_up and name in warm_up:
+                warm_up[name]()
             times.samples[name].append(timed(fn))
     return times
 

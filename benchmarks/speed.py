@@ -76,9 +76,11 @@ THREAD_VARIABLES = (
     "XLA_FLAGS",
 )
 FLOOR_REPEATS = 4  # the floor unit repeats its two reads, to last as long as an epoch
-# Each timed W1 call runs this many epochs back to back, as training does. A lone epoch
-# after the idle pause pays for waking thread pools and cold caches: purenet measured
-# 30.7 ms per epoch back to back against 36.6 ms one epoch after 0.1 s of idle.
+# Each timed W1 call runs this many epochs back to back, as training does, after one
+# untimed epoch. On this virtual machine the first epoch after the idle pause is slow
+# whatever runs it: purenet's took 47 ms against 28 ms for the next ones (median of 16),
+# with a dozen involuntary context switches where back-to-back epochs have one. Training
+# never idles between epochs, so the warm-up epoch keeps that cost out of the timings.
 W1_EPOCHS_PER_CALL = 4
 BUSY_LOAD = 0.5  # a 1-minute load average above this: other jobs share the cores
 REFERENCE_X_SHAPE = (63_000, 784)
@@ -311,11 +313,13 @@ def run_w1(
     check_losses("w1", losses, report)
 
     units = {name: repeated(impl.epoch, W1_EPOCHS_PER_CALL) for name, impl in impls.items()}
+    warm_up = {name: impl.epoch for name, impl in impls.items()}
     extra = {}
     if ceilings is not None:
         # the two reads of X that an epoch cannot avoid, FLOOR_REPEATS times over
         units["floor"] = repeated(ceilings.read, 2 * FLOOR_REPEATS)
-    times = interleave(units, settings.w1_rounds, settings.pause)
+        warm_up["floor"] = ceilings.read
+    times = interleave(units, settings.w1_rounds, settings.pause, warm_up)
     for name in impls:
         times = times.scaled(name, 1 / W1_EPOCHS_PER_CALL)
     if ceilings is not None:
@@ -327,7 +331,7 @@ def run_w1(
         )
     print(
         f"time per epoch, {settings.w1_rounds} interleaved rounds of {W1_EPOCHS_PER_CALL} "
-        "epochs back to back:"
+        "epochs back to back, each after one untimed epoch:"
     )
     print_table(times, "purenet", extra, settings)
     record_ratios("w1", times, [name for name in units if name != "purenet"], report)

@@ -86,6 +86,13 @@ class Plan:
     workers: int
 
 
+def default_block_rows(shapes: Sequence[tuple[int, int]], target: int = BLOCK_ROWS) -> int:
+    """Rows per block for layers whose weights have ``shapes``: about ``target``, in
+    whole tiles of the first layer (1,008 for the reference network)."""
+    first = tile_rows(*shapes[0]) or 1
+    return max(1, round(target / first)) * first
+
+
 def plan(
     m: int,
     shapes: Sequence[tuple[int, int]],
@@ -101,8 +108,7 @@ def plan(
     """
     tiles = tuple(tile_rows(n_in, n_out) for n_in, n_out in shapes)
     if block_rows is None:
-        first = tiles[0] or 1
-        block_rows = max(1, round(BLOCK_ROWS / first)) * first
+        block_rows = default_block_rows(shapes)
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, not {block_rows}")
     blocks = tuple(slice(start, min(start + block_rows, m)) for start in range(0, m, block_rows))

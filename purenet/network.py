@@ -16,12 +16,13 @@ do not depend on the number of threads.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
 
 from purenet import blocks
+from purenet.packing import PackedBatch
 from purenet.params import Activation, Layer, Params, frozen_result
 
 
@@ -92,10 +93,16 @@ class _Layers:
         )
         return cls(params, w_t, plan)
 
-    def affine(self, i: int, a: np.ndarray) -> np.ndarray:
-        """Layer i's pre-activations ``a @ w + b``, shape (rows, n_out)."""
+    def affine(self, i: int, a: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Layer i's pre-activations ``a @ w + b``, shape (rows, n_out). With ``columns``,
+        ``a`` (rows, k) holds only those inputs (the others are zero) and is multiplied
+        with the matching rows of ``w``."""
         layer = self.params.layers[i]
-        out = blocks.tiled_product(a, layer.w, self.w_t[i], self.plan.tiles[i])
+        w, w_t = layer.w, self.w_t[i]
+        if columns is not None:
+            w = w[columns]
+            w_t = None if w_t is None else w_t.take(columns, axis=1)
+        out = blocks.tiled_product(a, w, w_t, self.plan.tiles[i])
         out += layer.b  # in place on the fresh product
         return out
 
@@ -105,8 +112,10 @@ def _trace(
     x: np.ndarray,
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
+    columns: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list, np.ndarray]:
-    """Forward pass over one block ``x`` (rows, n_in), keeping what backpropagation needs.
+    """Forward pass over one block ``x`` (rows, n_in), keeping what backpropagation needs;
+    with ``columns``, ``x`` (rows, k) holds only those inputs (see :mod:`purenet.packing`).
 
     With ``dropout > 0`` each hidden unit's output is zeroed with probability
     ``dropout`` and the survivors scaled by ``1 / (1 - dropout)`` (inverted dropout), with
@@ -119,7 +128,7 @@ def _trace(
     inputs, pre, post, masks = [x], [], [], []
     activation = layers.params.activation
     for i in range(len(layers.params.layers) - 1):
-        z = layers.affine(i, inputs[-1])
+        z = layers.affine(i, inputs[-1], columns if i == 0 else None)
         a = activate(z, activation)
         pre.append(z)
         post.append(a)
@@ -130,7 +139,8 @@ def _trace(
             a = a * mask
         masks.append(mask)
         inputs.append(a)
-    return inputs, pre, post, masks, layers.affine(len(layers.params.layers) - 1, inputs[-1])
+    last = len(layers.params.layers) - 1
+    return inputs, pre, post, masks, layers.affine(last, inputs[-1], columns if last == 0 else None)
 
 
 def forward(
@@ -187,16 +197,46 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
         return _output_terms(logits, y)[0] / len(y)
 
 
-def _metric_tasks(layers: _Layers, x: np.ndarray, y: np.ndarray) -> list:
+Batch = PackedBatch | tuple[np.ndarray, np.ndarray]
+"""Inputs and labels: a pair ``(x (m, n_in), y (m,))`` or a :class:`PackedBatch`."""
+
+_BlockInput = tuple[Callable[[], np.ndarray], np.ndarray | None, np.ndarray]
+
+
+def _prepare(params: Params, batch: Batch, block_rows: int | None, workers: int | None):
+    """The layers ready for a pass over ``batch``; a packed batch brings its own blocks."""
+    if isinstance(batch, PackedBatch):
+        block_rows = len(batch.x[0]) if batch.x else None
+        return _Layers.prepare(params, batch.m, block_rows, workers)
+    return _Layers.prepare(params, len(batch[1]), block_rows, workers)
+
+
+def _block_inputs(layers: _Layers, batch: Batch) -> list[_BlockInput]:
+    """Per block of ``batch``: a function that gives its rows of x (a fresh copy, see
+    :func:`purenet.blocks.block_rows_of`), the columns of x those rows hold (None: all)
+    and the block's labels."""
+    if isinstance(batch, PackedBatch):
+        return [
+            (functools.partial(np.array, xb), columns, yb)
+            for xb, columns, yb in zip(batch.x, batch.columns, batch.y, strict=True)
+        ]
+    x, y = batch
+    return [
+        (functools.partial(blocks.block_rows_of, x, rows, layers.plan), None, y[rows])
+        for rows in layers.plan.blocks
+    ]
+
+
+def _metric_tasks(layers: _Layers, batch: Batch) -> list:
     """One task per block: its summed loss and number of correct answers."""
 
-    def block_terms(rows: slice) -> tuple[float, int]:
+    def block_terms(rows: Callable[[], np.ndarray], columns, y: np.ndarray) -> tuple[float, int]:
         with np.errstate(over="ignore", invalid="ignore"):
-            logits = _trace(layers, blocks.block_rows_of(x, rows, layers.plan))[-1]
-            loss_sum, correct, _ = _output_terms(logits, y[rows])
+            logits = _trace(layers, rows(), columns=columns)[-1]
+            loss_sum, correct, _ = _output_terms(logits, y)
         return loss_sum, correct
 
-    return [functools.partial(block_terms, rows) for rows in layers.plan.blocks]
+    return [functools.partial(block_terms, *block) for block in _block_inputs(layers, batch)]
 
 
 def _metrics_of(terms: list[tuple[float, int]], m: int) -> Metrics:
@@ -220,9 +260,33 @@ def evaluate(
     Computed block by block exactly as :func:`value_and_grads` computes its metrics, so
     the two agree bit for bit on the same params and data.
     """
-    layers = _Layers.prepare(params, len(y), block_rows, workers)
-    terms = blocks.run_tasks(_metric_tasks(layers, x, y), layers.plan.workers)
-    return _metrics_of(terms, len(y))
+    return metrics_of(params, [(x, y)], block_rows, workers)[0]
+
+
+def metrics_of(
+    params: Params,
+    batches: Sequence[Batch],
+    block_rows: int | None = None,
+    workers: int | None = None,
+) -> tuple[Metrics, ...]:
+    """The metrics of ``params`` on each batch (a pair ``(x, y)`` or a packed batch), in
+    one parallel pass; ``evaluate(params, x, y)`` is ``metrics_of(params, [(x, y)])[0]``.
+    """
+    tasks, spans, workers_used = [], [], 1
+    for batch in batches:
+        layers = _prepare(params, batch, block_rows, workers)
+        block_tasks = _metric_tasks(layers, batch)
+        spans.append(slice(len(tasks), len(tasks) + len(block_tasks)))
+        tasks += block_tasks
+        workers_used = max(workers_used, layers.plan.workers)
+    results = blocks.run_tasks(tasks, workers_used)
+    return tuple(
+        _metrics_of(results[span], _size(batch)) for span, batch in zip(spans, batches, strict=True)
+    )
+
+
+def _size(batch: Batch) -> int:
+    return batch.m if isinstance(batch, PackedBatch) else len(batch[1])
 
 
 def loss(params: Params, x: np.ndarray, y: np.ndarray) -> float:
@@ -236,6 +300,19 @@ def _column_sums(dz: np.ndarray) -> np.ndarray:
     return np.ones(len(dz), dz.dtype) @ dz
 
 
+def _weight_grad(
+    a: np.ndarray, dz: np.ndarray, tile: int | None, columns: np.ndarray | None, n_in: int
+) -> np.ndarray:
+    """``a.T @ dz``, shape (n_in, n_out); with ``columns``, ``a`` (rows, k) holds only
+    those inputs and the other rows of the gradient are zero."""
+    g = blocks.tiled_weight_grad(a, dz, tile)
+    if columns is None:
+        return g
+    full = np.zeros((n_in, g.shape[1]), g.dtype)
+    full[columns] = g
+    return full
+
+
 def _block_sums(
     layers: _Layers,
     x: np.ndarray,
@@ -243,6 +320,7 @@ def _block_sums(
     m_total: int,
     dropout: float,
     rng: np.random.Generator | None,
+    columns: np.ndarray | None = None,
 ) -> tuple[float, int, list[tuple[np.ndarray, np.ndarray]]]:
     """Summed loss, correct count and gradient contributions of one block of rows.
 
@@ -253,18 +331,24 @@ def _block_sums(
     ``act'(z) = 1 if z > 0 else 0``). ``m`` is the size of the whole batch, so block
     contributions add up to the gradient. The output layer's ``dZ`` arrives transposed,
     (k, rows), from :func:`_output_terms`; BLAS takes transposed operands without copies.
+    With ``columns``, ``x`` (rows, k) holds only those inputs (see :mod:`purenet.packing`).
     """
     params, tiles = layers.params, layers.plan.tiles
-    inputs, pre, post, masks, logits = _trace(layers, x, dropout, rng)
+    inputs, pre, post, masks, logits = _trace(layers, x, dropout, rng, columns)
     loss_sum, correct, dz_t = _output_terms(logits, y, 1 / m_total)
     hidden = len(params.layers) - 1
-    grads = [(blocks.tiled_weight_grad(inputs[hidden], dz_t.T, tiles[hidden]), dz_t.sum(axis=1))]
+
+    def weight_grad(i: int, dz: np.ndarray) -> np.ndarray:
+        n_in = params.layers[i].w.shape[0]
+        return _weight_grad(inputs[i], dz, tiles[i], columns if i == 0 else None, n_in)
+
+    grads = [(weight_grad(hidden, dz_t.T), dz_t.sum(axis=1))]
     da = dz_t.T @ params.layers[hidden].w.T if hidden else None
     for i in range(hidden - 1, -1, -1):
         if masks[i] is not None:
             da *= masks[i]
         dz = np.multiply(da, activation_slope(pre[i], post[i], params.activation), out=da)
-        grads.append((blocks.tiled_weight_grad(inputs[i], dz, tiles[i]), _column_sums(dz)))
+        grads.append((weight_grad(i, dz), _column_sums(dz)))
         if i > 0:
             da = dz @ params.layers[i].w.T
     return loss_sum, correct, grads[::-1]
@@ -306,28 +390,29 @@ def value_and_grads(
     if dropout > 0 and dropout_key is None:
         raise ValueError("dropout needs a dropout_key")
     layers = _Layers.prepare(params, len(y), block_rows, workers)
-    tasks = _gradient_tasks(layers, x, y, dropout, dropout_key)
+    tasks = _gradient_tasks(layers, (x, y), dropout, dropout_key)
     return _gradient_of(blocks.run_tasks(tasks, layers.plan.workers), len(y), params.activation)
 
 
 def _gradient_tasks(
     layers: _Layers,
-    x: np.ndarray,
-    y: np.ndarray,
+    batch: Batch,
     dropout: float = 0.0,
     dropout_key: tuple[int, ...] | None = None,
 ) -> list:
     """One task per block: its loss, correct count and gradient sums (block b's dropout
     masks come from ``default_rng((*dropout_key, b))``)."""
-    m = len(y)
+    m = _size(batch)
 
-    def block_sums(b: int, rows: slice):
+    def block_sums(b: int, rows: Callable[[], np.ndarray], columns, y: np.ndarray):
         rng = np.random.default_rng((*dropout_key, b)) if dropout > 0 else None
         with np.errstate(over="ignore", invalid="ignore"):
-            xb = blocks.block_rows_of(x, rows, layers.plan)
-            return _block_sums(layers, xb, y[rows], m, dropout, rng)
+            return _block_sums(layers, rows(), y, m, dropout, rng, columns)
 
-    return [functools.partial(block_sums, b, rows) for b, rows in enumerate(layers.plan.blocks)]
+    return [
+        functools.partial(block_sums, b, *block)
+        for b, block in enumerate(_block_inputs(layers, batch))
+    ]
 
 
 def _gradient_of(results: list, m: int, activation: Activation) -> tuple[Metrics, Params]:
@@ -350,32 +435,33 @@ def _gradient_of(results: list, m: int, activation: Activation) -> tuple[Metrics
 
 def value_grads_and_metrics(
     params: Params,
-    x: np.ndarray,
-    y: np.ndarray,
-    others: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    train: Batch,
+    others: Sequence[Batch] = (),
     block_rows: int | None = None,
     workers: int | None = None,
 ) -> tuple[Metrics, Params, tuple[Metrics, ...]]:
-    """``value_and_grads(params, x, y)`` and ``evaluate(params, x_k, y_k)`` for each
-    ``(x_k, y_k)`` in ``others``, bit for bit, in one parallel pass.
+    """The metrics and gradient of the mean loss on ``train`` and the metrics on each of
+    ``others``, in one parallel pass. Each batch is a pair ``(x, y)`` or a
+    :class:`~purenet.packing.PackedBatch`.
 
-    One pass instead of several saves a hand-off to the threads and lets the evaluation
-    blocks fill the gradient's last ones (about 1 ms of a 24 ms reference epoch here).
+    For pairs this is ``value_and_grads(params, x, y)`` and ``evaluate(params, x_k,
+    y_k)``, bit for bit. One pass instead of several saves a hand-off to the threads and
+    lets the evaluation blocks fill the gradient's last ones.
 
     Returns:
         ``(metrics, grads, other_metrics)``, ``other_metrics`` in the order of ``others``.
     """
-    layers = _Layers.prepare(params, len(y), block_rows, workers)
-    tasks = _gradient_tasks(layers, x, y)
-    spans = []  # the tasks of each other data set
-    for x_k, y_k in others:
-        k_layers = _Layers.prepare(params, len(y_k), block_rows, workers)
-        spans.append(slice(len(tasks), len(tasks) + len(k_layers.plan.blocks)))
-        tasks += _metric_tasks(k_layers, x_k, y_k)
+    layers = _prepare(params, train, block_rows, workers)
+    tasks = _gradient_tasks(layers, train)
+    n_train, spans = len(tasks), []  # spans: the tasks of each other batch
+    for batch in others:
+        block_tasks = _metric_tasks(_prepare(params, batch, block_rows, workers), batch)
+        spans.append(slice(len(tasks), len(tasks) + len(block_tasks)))
+        tasks += block_tasks
     results = blocks.run_tasks(tasks, layers.plan.workers)
-    metrics, g = _gradient_of(results[: len(layers.plan.blocks)], len(y), params.activation)
+    metrics, g = _gradient_of(results[:n_train], _size(train), params.activation)
     other_metrics = tuple(
-        _metrics_of(results[span], len(y_k)) for span, (_, y_k) in zip(spans, others, strict=True)
+        _metrics_of(results[span], _size(batch)) for span, batch in zip(spans, others, strict=True)
     )
     return metrics, g, other_metrics
 

@@ -22,16 +22,18 @@ snapshots, and a fold started from any saved state continues exactly as the orig
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
 import attrs
 import numpy as np
 
+from purenet import blocks
 from purenet.augment import augment
 from purenet.data import N_CLASSES, N_PIXELS, Dataset, Split
 from purenet.errors import ConfigError
-from purenet.network import Metrics, evaluate, value_grads_and_metrics
+from purenet.network import Metrics, evaluate, metrics_of, value_grads_and_metrics
 from purenet.optim import (
     Adam,
     LearningRate,
@@ -43,6 +45,7 @@ from purenet.optim import (
     apply_gradient,
     step,
 )
+from purenet.packing import PACKED_BLOCK_ROWS, PackedBatch, pack
 from purenet.params import Activation, Init, Params, init_params
 
 # A mean cross-entropy above this means the true class gets probability below e^-1000 on
@@ -332,16 +335,30 @@ def train(config: Config, data: Dataset, start: TrainState | None = None) -> Ite
         yield from _full_batch_fold(config, data, arrays, state)
 
 
+def packed_batches(
+    config: Config, data: Dataset, arrays: _Arrays | None = None
+) -> list[PackedBatch]:
+    """The full-batch fold's data, packed once (see :mod:`purenet.packing`): the training
+    set, the test set and, if held out, the validation set, in that order. ``arrays`` is
+    ``hold_out_validation(data, config.validation, config.seed)``, if already made."""
+    if arrays is None:
+        arrays = hold_out_validation(data, config.validation, config.seed)
+    shapes = list(itertools.pairwise(config.sizes))
+    rows = blocks.default_block_rows(shapes, PACKED_BLOCK_ROWS)
+    pairs = [(arrays.x_train, arrays.y_train), (data.x_test, data.y_test)]
+    if arrays.x_valid is not None:
+        pairs.append((arrays.x_valid, arrays.y_valid))
+    return [pack(x, y, rows) for x, y in pairs]
+
+
 def _full_batch_fold(config, data, arrays, state) -> Iterator[Snapshot]:
     optimizer, lr = config.make_optimizer(), config.learning_rate()
-    held_out = [(data.x_test, data.y_test)]
-    if arrays.x_valid is not None:
-        held_out.append((arrays.x_valid, arrays.y_valid))
+    train_batch, *held_out = packed_batches(config, data, arrays)
     while state.epoch < config.epochs:
         # the train metrics and gradient, and the test (and validation) metrics, in one
-        # pass: bit for bit what value_and_grads and evaluate give one by one
+        # pass over the packed batches
         train_metrics, g, (test, *valid) = value_grads_and_metrics(
-            state.params, arrays.x_train, arrays.y_train, held_out
+            state.params, train_batch, held_out
         )
         snapshot = Snapshot(state, train_metrics, test, valid[0] if valid else None)
         yield snapshot
@@ -349,7 +366,8 @@ def _full_batch_fold(config, data, arrays, state) -> Iterator[Snapshot]:
             return
         after = apply_gradient(state, g, optimizer, lr(state.epoch), config.weight_decay)
         state = attrs.evolve(after, epoch=state.epoch + 1)
-    yield _snapshot(state, evaluate(state.params, arrays.x_train, arrays.y_train), data, arrays)
+    train_metrics, test, *valid = metrics_of(state.params, [train_batch, *held_out])
+    yield Snapshot(state, train_metrics, test, valid[0] if valid else None)
 
 
 def epoch_order(config: Config, m: int, epoch: int) -> np.ndarray:

@@ -162,11 +162,11 @@ def test_one_pass_gives_the_gradient_and_the_held_out_metrics_bit_for_bit(worker
     test = (rng.random((700, 784), dtype=np.float32), rng.integers(0, 10, 700))
     valid = (rng.random((300, 784), dtype=np.float32), rng.integers(0, 10, 300))
     metrics, g, others = value_grads_and_metrics(
-        params, x, y, [test, valid], block_rows=224, workers=workers
+        params, (x, y), [test, valid], block_rows=224, workers=workers
     )
     assert (metrics, g) == value_and_grads(params, x, y, block_rows=224, workers=1)
     assert others == (
         evaluate(params, *test, block_rows=224, workers=1),
         evaluate(params, *valid, block_rows=224, workers=1),
     )
-    assert value_grads_and_metrics(params, x, y)[2] == ()
+    assert value_grads_and_metrics(params, (x, y))[2] == ()

@@ -13,10 +13,10 @@ from strategies import problems
 
 from purenet.data import Dataset
 from purenet.errors import ConfigError
-from purenet.network import evaluate, value_and_grads
+from purenet.network import evaluate, metrics_of, value_and_grads
 from purenet.optim import Sgd, TrainState, apply_updates, step
 from purenet.params import map_params, same_array
-from purenet.train import Config, initial_state, train
+from purenet.train import Config, initial_state, packed_batches, train
 
 
 def synthetic(seed: int = 0, m: int = 64, m_test: int = 32) -> Dataset:
@@ -40,9 +40,15 @@ def test_snapshot_t_holds_params_after_t_updates_and_their_metrics():
         _, g = value_and_grads(before.params, data.x_train, data.y_train)
         expected = apply_updates(before.params, map_params(lambda a: -np.float32(0.5) * a, g))
         assert after.params == expected
+    packed = packed_batches(config, data)
     for s in snapshots:  # metrics describe the snapshot's own params, bit for bit
-        assert s.train == evaluate(s.params, data.x_train, data.y_train)
-        assert s.test == evaluate(s.params, data.x_test, data.y_test)
+        assert (s.train, s.test) == metrics_of(s.params, packed)
+        for got, dense in (
+            (s.train, evaluate(s.params, data.x_train, data.y_train)),
+            (s.test, evaluate(s.params, data.x_test, data.y_test)),
+        ):
+            assert got.accuracy == dense.accuracy
+            assert got.loss == pytest.approx(dense.loss, rel=1e-6)
 
 
 def test_same_config_gives_bit_identical_snapshots_and_another_seed_does_not():
