@@ -106,6 +106,18 @@ class _Layers:
         out += layer.b  # in place on the fresh product
         return out
 
+    def logits_t(self, a: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """The last layer's pre-activations (the logits) transposed: shape (n_out, rows),
+        the layout in which :func:`_output_terms` works. A fresh C-order array."""
+        last = len(self.params.layers) - 1
+        if self.plan.tiles[last] is not None:
+            return self.affine(last, a, columns).T.copy()
+        layer = self.params.layers[last]
+        w = layer.w if columns is None else layer.w[columns]
+        out = w.T @ a.T
+        out += layer.b[:, None]
+        return out
+
 
 def _trace(
     layers: _Layers,
@@ -121,9 +133,9 @@ def _trace(
     ``dropout`` and the survivors scaled by ``1 / (1 - dropout)`` (inverted dropout), with
     masks drawn from ``rng``.
 
-    Returns ``(inputs, pre, post, masks, logits)``: the input of every layer (``x`` first),
-    the pre-activations and activations (before dropout) of the hidden layers, their
-    dropout masks (None without dropout), and the logits (rows, n_out).
+    Returns ``(inputs, pre, post, masks, logits_t)``: the input of every layer (``x``
+    first), the pre-activations and activations (before dropout) of the hidden layers,
+    their dropout masks (None without dropout), and the logits transposed (n_out, rows).
     """
     inputs, pre, post, masks = [x], [], [], []
     activation = layers.params.activation
@@ -139,8 +151,8 @@ def _trace(
             a = a * mask
         masks.append(mask)
         inputs.append(a)
-    last = len(layers.params.layers) - 1
-    return inputs, pre, post, masks, layers.affine(last, inputs[-1], columns if last == 0 else None)
+    first_is_last = len(layers.params.layers) == 1
+    return inputs, pre, post, masks, layers.logits_t(inputs[-1], columns if first_is_last else None)
 
 
 def forward(
@@ -160,41 +172,59 @@ def forward(
     parts = blocks.map_blocks(block_logits, layers.plan)
     if not parts:
         return np.empty((0, params.layers[-1].w.shape[1]), params.layers[-1].w.dtype)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return np.ascontiguousarray(np.concatenate(parts, axis=1).T)
 
 
 def _output_terms(
-    logits: np.ndarray, y: np.ndarray, grad_scale: float | None = None
+    logits_t: np.ndarray, y: np.ndarray, grad_scale: float | None = None
 ) -> tuple[float, int, np.ndarray | None]:
     """Summed cross-entropy, number of correct argmaxes and, if ``grad_scale`` is given,
     ``grad_scale * (softmax(logits) - onehot(y))`` transposed: shape (k, m).
 
-    ``logits`` has shape (m, k). The work is done on a transposed copy of shape (k, m),
-    because reductions across the k classes of every sample (the max, the sum of
-    exponentials) are then element-wise operations between k long rows, which NumPy runs
-    far faster than m reductions over rows of length k. Each sample's loss is
-    ``log(sum(exp(s))) - s[label]`` with ``s = logits - max(logits)`` (a stable
-    log-softmax); the per-sample losses are added in float64.
+    ``logits_t`` is the logits transposed, shape (k, m): a fresh array, which this
+    function overwrites (the gradient is returned in its place). In this layout the
+    reductions across the k classes of every sample (the max, the sum of exponentials)
+    are element-wise operations between k long rows, which NumPy runs far faster than m
+    reductions over rows of length k. Each sample's loss is ``log(sum(exp(s))) -
+    s[label]`` with ``s = logits - max(logits)`` (a stable log-softmax); the per-sample
+    losses are added in float64.
     """
-    shifted = logits.T.copy()
-    shifted -= shifted.max(axis=0)
-    samples = np.arange(len(y))
-    label_shifted = shifted[y, samples]
+    m = logits_t.shape[1]
+    top = logits_t.max(axis=0)
+    finite = bool(np.isfinite(top).all())
+    if not finite:  # NaN or infinite logits: argmax decides, before they are shifted
+        correct = int(np.count_nonzero(logits_t.argmax(axis=0) == y))
+    shifted = logits_t
+    shifted -= top
+    # where each sample's label sits in shifted.ravel()
+    label_at = y.astype(np.intp) * m + np.arange(m)
+    label_shifted = shifted.ravel().take(label_at)
+    if finite:
+        correct = _correct(shifted, label_shifted, y)
     exps = np.exp(shifted, out=shifted)
     totals = exps.sum(axis=0)
     loss_sum = float((np.log(totals) - label_shifted).sum(dtype=np.float64))
-    correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
     if grad_scale is None:
         return loss_sum, correct, None
     exps *= grad_scale / totals  # softmax, already divided by the batch size
-    exps[y, samples] -= grad_scale
+    exps.ravel()[label_at] -= grad_scale
     return loss_sum, correct, exps
+
+
+def _correct(shifted: np.ndarray, label_shifted: np.ndarray, y: np.ndarray) -> int:
+    """How many samples ``argmax`` over the classes gets right, given finite logits minus
+    their maximum, ``shifted`` (k, m): a label is right where its entry is 0, unless an
+    earlier class ties with it (argmax takes the first maximum); when there are ties,
+    argmax itself decides."""
+    if np.count_nonzero(shifted == 0) == shifted.shape[1]:  # one maximum per sample
+        return int(np.count_nonzero(label_shifted == 0))
+    return int(np.count_nonzero(shifted.argmax(axis=0) == y))
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     """Mean categorical cross-entropy of logits (m, k) against integer labels (m,)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return _output_terms(logits, y)[0] / len(y)
+        return _output_terms(logits.T.copy(), y)[0] / len(y)
 
 
 Batch = PackedBatch | tuple[np.ndarray, np.ndarray]
@@ -232,8 +262,8 @@ def _metric_tasks(layers: _Layers, batch: Batch) -> list:
 
     def block_terms(rows: Callable[[], np.ndarray], columns, y: np.ndarray) -> tuple[float, int]:
         with np.errstate(over="ignore", invalid="ignore"):
-            logits = _trace(layers, rows(), columns=columns)[-1]
-            loss_sum, correct, _ = _output_terms(logits, y)
+            logits_t = _trace(layers, rows(), columns=columns)[-1]
+            loss_sum, correct, _ = _output_terms(logits_t, y)
         return loss_sum, correct
 
     return [functools.partial(block_terms, *block) for block in _block_inputs(layers, batch)]
@@ -334,8 +364,8 @@ def _block_sums(
     With ``columns``, ``x`` (rows, k) holds only those inputs (see :mod:`purenet.packing`).
     """
     params, tiles = layers.params, layers.plan.tiles
-    inputs, pre, post, masks, logits = _trace(layers, x, dropout, rng, columns)
-    loss_sum, correct, dz_t = _output_terms(logits, y, 1 / m_total)
+    inputs, pre, post, masks, logits_t = _trace(layers, x, dropout, rng, columns)
+    loss_sum, correct, dz_t = _output_terms(logits_t, y, 1 / m_total)
     hidden = len(params.layers) - 1
 
     def weight_grad(i: int, dz: np.ndarray) -> np.ndarray:

@@ -202,3 +202,18 @@ def test_grads_match_finite_differences_on_a_deep_random_network():
     y = rng.integers(0, sizes[-1], size=6)
     assert _kink_distance(params, x) > 1e-4
     _assert_close_grads(grads(params, x, y), _numeric_grads(params, x, y))
+
+
+@given(
+    st.lists(st.sampled_from([0.0, 1.0, 2.0, np.inf, -np.inf, np.nan]), min_size=4, max_size=4),
+    st.lists(st.integers(0, 3), min_size=1, max_size=12),
+)
+def test_accuracy_is_argmax_accuracy_even_with_ties_and_non_finite_logits(biases, labels):
+    """Every sample's logits are the biases (zero weights): ties between classes and
+    infinite or NaN logits are common here, and argmax (the first maximum) decides."""
+    params = Params((Layer(np.zeros((3, 4)), np.array(biases)),))
+    x, y = np.ones((len(labels), 3)), np.array(labels)
+    with np.errstate(invalid="ignore"):
+        metrics = evaluate(params, x, y)
+        expected = np.mean(np.argmax(forward(params, x), axis=1) == y)
+    assert metrics.accuracy == expected
