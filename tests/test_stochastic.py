@@ -9,12 +9,12 @@ from strategies import random_network
 from test_network import _assert_close_grads, _numeric_grads
 from test_train import synthetic
 
-from purenet.network import _Layers, _trace, evaluate, forward, value_and_grads
+from purenet.network import _Layers, _trace, evaluate, forward, metrics_of, value_and_grads
 from purenet.params import Activation, Layer, Params, init_params
 from purenet.replay import matches_record, replay
 from purenet.runner import prepare_resume, record_training
 from purenet.runs import Run
-from purenet.train import Config, epoch_order, hold_out_validation, train
+from purenet.train import Config, epoch_order, hold_out_validation, packed_batches, train
 
 STOCHASTIC = {
     "minibatch": {"batch_size": 16, "optimizer": "momentum", "schedule": "cosine"},
@@ -150,9 +150,15 @@ def test_validation_is_carved_from_training_data_only():
     rows = {r.tobytes() for r in np.concatenate([arrays.x_train, arrays.x_valid])}
     assert rows == {r.tobytes() for r in data.x_train}
     assert not rows & {r.tobytes() for r in data.x_test}
-    snapshots = list(train(Config(hidden=(4,), epochs=2, validation=15, seed=2), data))
+    config = Config(hidden=(4,), epochs=2, validation=15, seed=2)
+    snapshots = list(train(config, data))
     assert all(s.valid is not None for s in snapshots)
-    assert snapshots[-1].valid == evaluate(snapshots[-1].params, arrays.x_valid, arrays.y_valid)
+    _, _, packed_valid = packed_batches(config, data)
+    assert packed_valid.m == 15
+    assert (snapshots[-1].valid,) == metrics_of(snapshots[-1].params, [packed_valid])
+    dense = evaluate(snapshots[-1].params, arrays.x_valid, arrays.y_valid)
+    assert snapshots[-1].valid.accuracy == dense.accuracy
+    assert snapshots[-1].valid.loss == pytest.approx(dense.loss, rel=1e-6)
 
 
 def test_early_stopping_stops_and_records_the_best_epoch(tmp_path):
