@@ -9,8 +9,9 @@ linear and its logits feed a softmax. The dtype of the params (float32 for train
 float64 for gradient checks) is the dtype of the computation.
 
 A batch is computed in blocks of rows, on several threads when that pays, as
-:mod:`purenet.blocks` plans; the blocks' sums are added in a fixed order, so the results
-do not depend on the number of threads.
+:mod:`purenet.blocks` plans (or, for a :class:`~purenet.packing.PackedBatch`, in the
+blocks it was packed in, each without its blank input columns); the blocks' sums are
+added in a fixed order, so the results do not depend on the number of threads.
 """
 
 from __future__ import annotations

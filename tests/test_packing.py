@@ -120,9 +120,10 @@ def test_a_packed_block_of_blank_inputs_has_no_columns_and_still_trains():
     _close(g, dense_g)
 
 
-def test_the_thread_count_never_changes_a_bit_of_a_packed_pass():
+@pytest.mark.parametrize("sizes", [(784, 10, 10), (784, 10)])  # tiled first layer
+def test_the_thread_count_never_changes_a_bit_of_a_packed_pass(sizes):
     rng = np.random.default_rng(3)
-    params = init_params((784, 10, 10), seed=1)
+    params = init_params(sizes, seed=1)
     x, y = sparse_batch(rng, 5000, 784, 0.2)
     x = x.astype(np.float32)
     train, test = pack(x[:4000], y[:4000], 448), pack(x[4000:], y[4000:], 448)
@@ -130,6 +131,9 @@ def test_the_thread_count_never_changes_a_bit_of_a_packed_pass():
     for workers in (2, 3):
         assert value_grads_and_metrics(params, train, [test], workers=workers) == one
         assert metrics_of(params, [train, test], workers=workers) == (one[0], *one[2])
+    dense_metrics, dense_g = value_and_grads(params, x[:4000], y[:4000])
+    assert one[0].loss == pytest.approx(dense_metrics.loss, rel=1e-5)
+    _close(one[1], dense_g, rtol=1e-4, atol=1e-6)
 
 
 def test_block_rows_must_be_positive():
