@@ -63,6 +63,12 @@ def default_workers() -> int:
     return int(value)
 
 
+def wide(n_in: int, n_out: int) -> bool:
+    """Whether products with an (n_in, n_out) weight matrix are too large to tile (784 x
+    512 is; 784 x 10 is not): BLAS then runs them on its own threads."""
+    return SMALL_PRODUCT // (n_in * n_out) < MIN_TILE_ROWS
+
+
 def tile_rows(n_in: int, n_out: int) -> int | None:
     """Rows per tile for products with an (n_in, n_out) weight matrix, or None when the
     layer is better multiplied a whole block at a time."""

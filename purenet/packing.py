@@ -76,6 +76,23 @@ def _sealed(fresh: np.ndarray) -> np.ndarray:
     return out
 
 
+# A dense block drops its blank columns only when at least this fraction of them is blank:
+# gathering the rest of the block and the matching rows of W1, and putting the weight
+# gradient back, cost about 130 us for a batch of 128 MNIST images against 784 x 512
+# weights, and skipping a third of the columns saved about 290 us of products.
+MIN_BLANK_FRACTION = 0.2
+
+
+def drop_blank_columns(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``block`` (rows, n_in) without the columns that are zero in every row, and the
+    indices of the columns kept, shape (k,); or ``(block, None)`` when fewer than
+    :data:`MIN_BLANK_FRACTION` of the columns are blank."""
+    columns = np.flatnonzero((block != 0).any(axis=0))
+    if block.shape[1] - len(columns) < MIN_BLANK_FRACTION * block.shape[1]:
+        return block, None
+    return block[:, columns], columns
+
+
 def image_shape(n_in: int) -> tuple[int, int]:
     """(height, width) of an input of ``n_in`` pixels: square when ``n_in`` is a perfect
     square (28 x 28 for MNIST), else one row."""

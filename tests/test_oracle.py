@@ -73,3 +73,24 @@ def test_core_and_literal_reference_agree_for_several_steps():
         state, _ = step(state, x, y, Sgd(), lr)
         np.testing.assert_allclose(state.params.layers[0].w, W1.T, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(state.params.layers[1].b, b2[:, 0], rtol=1e-9, atol=1e-12)
+
+
+def test_a_wide_layer_that_skips_blank_columns_still_matches_the_reference():
+    """784 -> 80 is wide, so each block leaves out the input columns that are blank in all
+    of its rows (here most of them); the gradient must not notice."""
+    rng = np.random.default_rng(5)
+    n_in, n_hidden, n_out, m = 784, 80, 10, 300
+    X = rng.random((n_in, m)) * (rng.random((n_in, m)) < 0.05)
+    X[rng.random(n_in) < 0.5] = 0.0  # half the pixels blank in every sample
+    y = rng.integers(0, n_out, m)
+    W1, b1 = rng.normal(0, 0.05, (n_hidden, n_in)), rng.normal(0, 0.1, (n_hidden, 1))
+    W2, b2 = rng.normal(0, 0.3, (n_out, n_hidden)), rng.normal(0, 0.1, (n_out, 1))
+    Z1, A1, _, A2 = oracle_forward(W1, b1, W2, b2, X)
+    expected = oracle_backprop(Z1, A1, A2, W2, X, one_hot(y, n_out))
+    params = Params((Layer(W1.T, b1[:, 0]), Layer(W2.T, b2[:, 0])))
+    metrics, g = value_and_grads(params, np.ascontiguousarray(X.T), y)
+    assert np.isclose(metrics.loss, -np.mean(np.log(A2[y, np.arange(m)])), rtol=1e-12)
+    got = (g.layers[0].w.T, g.layers[0].b[:, None], g.layers[1].w.T, g.layers[1].b[:, None])
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    assert not g.layers[0].w[(X == 0).all(axis=1)].any()  # blank inputs, no gradient

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from strategies import random_network
 
 from purenet.network import metrics_of, value_and_grads, value_grads_and_metrics
-from purenet.packing import block_order, ink_boxes, pack
+from purenet.packing import (
+    MIN_BLANK_FRACTION,
+    block_order,
+    drop_blank_columns,
+    ink_boxes,
+    pack,
+)
 from purenet.params import init_params
 
 
@@ -139,3 +145,21 @@ def test_the_thread_count_never_changes_a_bit_of_a_packed_pass(sizes):
 def test_block_rows_must_be_positive():
     with pytest.raises(ValueError, match="block_rows"):
         pack(np.zeros((3, 4)), np.zeros(3, int), 0)
+
+
+@settings(deadline=None)
+@given(
+    rows=st.integers(1, 60),
+    n_in=st.integers(1, 40),
+    density=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_block_drops_its_blank_columns_only_when_enough_are_blank(rows, n_in, density, seed):
+    block, _ = sparse_batch(np.random.default_rng(seed), rows, n_in, density)
+    kept, columns = drop_blank_columns(block)
+    non_blank = np.flatnonzero((block != 0).any(axis=0))
+    if n_in - len(non_blank) >= MIN_BLANK_FRACTION * n_in:
+        assert np.array_equal(columns, non_blank)
+        assert np.array_equal(kept, block[:, non_blank])
+    else:
+        assert columns is None and kept is block
