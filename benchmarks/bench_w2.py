@@ -16,7 +16,9 @@ import math
 import numpy as np
 from bench_libs import jax_loss_and_correct, jax_params, torch_metrics, torch_model, torch_tensor
 
+from purenet import blocks
 from purenet.data import Dataset
+from purenet.packing import drop_blank_columns
 from purenet.params import Params
 from purenet.train import Config, epoch_order, train
 
@@ -31,6 +33,30 @@ def flops_per_epoch(sizes: tuple[int, ...], m_train: int, m_test: int) -> float:
     products = [n_in * n_out for n_in, n_out in itertools.pairwise(sizes)]
     train_per_sample = 2 * (2 * sum(products) + sum(products[1:]))
     return float(m_train * train_per_sample + m_test * 2 * sum(products))
+
+
+def purenet_flops(config: Config, data: Dataset, epoch: int = 0) -> float:
+    """The multiply-adds x 2 that purenet really does in epoch ``epoch``: like
+    :func:`flops_per_epoch`, except that a wide first layer leaves out each block's blank
+    input columns (:func:`purenet.packing.drop_blank_columns`) in all its products."""
+    sizes = config.sizes
+    products = [n_in * n_out for n_in, n_out in itertools.pairwise(sizes)]
+    shapes = list(itertools.pairwise(sizes))
+
+    def kept_columns(block: np.ndarray) -> int:
+        if not blocks.wide(*shapes[0]):
+            return sizes[0]
+        columns = drop_blank_columns(block)[1]
+        return sizes[0] if columns is None else len(columns)
+
+    total = 0.0
+    for rows in _Batches(config, len(data.y_train)).next_epoch_at(epoch):
+        first = kept_columns(data.x_train[rows]) * sizes[1]
+        total += len(rows) * 2 * (2 * (first + sum(products[1:])) + sum(products[1:]))
+    for rows in blocks.plan(len(data.y_test), shapes).blocks:
+        first = kept_columns(data.x_test[rows]) * sizes[1]
+        total += (rows.stop - rows.start) * 2 * (first + sum(products[1:]))
+    return total
 
 
 class Purenet:
@@ -61,8 +87,11 @@ class _Batches:
         self.epoch = 0
 
     def next_epoch(self) -> list[np.ndarray]:
-        order = epoch_order(self.config, self.m, self.epoch)
         self.epoch += 1
+        return self.next_epoch_at(self.epoch - 1)
+
+    def next_epoch_at(self, epoch: int) -> list[np.ndarray]:
+        order = epoch_order(self.config, self.m, epoch)
         return [order[b * self.size : (b + 1) * self.size] for b in range(self.count)]
 
 
