@@ -151,8 +151,8 @@ def tiled_product(
     whole = rows - rows % tile
     out = np.empty((rows, len(w_t)), np.result_type(a, w_t))
     if whole:
-        stacked = a[:whole].reshape(-1, tile, n_in)
-        out[:whole].reshape(-1, tile, len(w_t))[...] = (w_t @ stacked.mT).mT
+        stacked = a[:whole].reshape(whole // tile, tile, n_in)  # n_in may be 0
+        out[:whole].reshape(whole // tile, tile, len(w_t))[...] = (w_t @ stacked.mT).mT
     if whole < rows:
         out[whole:] = a[whole:] @ w
     return out
@@ -166,7 +166,8 @@ def tiled_weight_grad(a: np.ndarray, dz: np.ndarray, tile: int | None) -> np.nda
     whole = rows - rows % tile if tile else 0
     if whole == 0:
         return a.T @ dz
-    per_tile = dz[:whole].reshape(-1, tile, dz.shape[1]).mT @ a[:whole].reshape(-1, tile, n_in)
+    tiles = whole // tile
+    per_tile = dz[:whole].reshape(tiles, tile, -1).mT @ a[:whole].reshape(tiles, tile, n_in)
     total = per_tile.sum(axis=0)
     if whole < rows:
         total += dz[whole:].T @ a[whole:]

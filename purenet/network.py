@@ -1,12 +1,14 @@
 """The network's math, by hand: forward pass, cross-entropy, and backpropagation.
 
-Every function here is pure: it reads its arguments, allocates its result, and never
-writes into an input. Layout is samples x features throughout: ``x`` has shape
-``(m, n_in)`` with one sample per row, labels ``y`` are integers of shape ``(m,)``, and
-logits have shape ``(m, n_classes)``. Hidden layers use the params' activation (ReLU,
-tanh or sigmoid), optionally followed by dropout while training; the last layer is
-linear and its logits feed a softmax. The dtype of the params (float32 for training,
-float64 for gradient checks) is the dtype of the computation.
+Every public function here is pure: it reads its arguments, allocates its result, and
+never writes into an input (private helpers may overwrite the fresh arrays that their
+callers hand over to them, as :func:`_output_terms` does). Layout is samples x features
+throughout: ``x`` has shape ``(m, n_in)`` with one sample per row, labels ``y`` are
+integers of shape ``(m,)``, and logits have shape ``(m, n_classes)``. Hidden layers use
+the params' activation (ReLU, tanh or sigmoid), optionally followed by dropout while
+training; the last layer is linear and its logits feed a softmax. The dtype of the
+params (float32 for training, float64 for gradient checks) is the dtype of the
+computation.
 
 A batch is computed in blocks of rows, on several threads when that pays, as
 :mod:`purenet.blocks` plans (or, for a :class:`~purenet.packing.PackedBatch`, in the
@@ -109,6 +111,7 @@ class _Layers:
 
     @property
     def first_is_wide(self) -> bool:
+        """Whether the first layer is too large to tile (see :func:`purenet.blocks.wide`)."""
         return blocks.wide(*self.params.layers[0].w.shape)
 
     def logits_t(self, a: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
@@ -195,6 +198,7 @@ def _output_terms(
     s[label]`` with ``s = logits - max(logits)`` (a stable log-softmax); the per-sample
     losses are added in float64.
     """
+    logits_t = np.ascontiguousarray(logits_t)  # (already is): ravel() below must be a view
     m = logits_t.shape[1]
     top = logits_t.max(axis=0)
     finite = bool(np.isfinite(top).all())
@@ -242,21 +246,27 @@ _BlockInput = tuple[Callable[[], tuple[np.ndarray, np.ndarray | None]], np.ndarr
 
 
 def _prepare(params: Params, batch: Batch, block_rows: int | None, workers: int | None):
-    """The layers ready for a pass over ``batch``; a packed batch brings its own blocks."""
+    """The layers ready for a pass over ``batch``; a packed batch brings its own blocks
+    (``block_rows`` does not apply to it)."""
     if isinstance(batch, PackedBatch):
+        n_in = params.layers[0].w.shape[0]
+        if batch.n_in != n_in:
+            raise ValueError(f"a batch packed with {batch.n_in} inputs, for a network of {n_in}")
         block_rows = len(batch.x[0]) if batch.x else None
         return _Layers.prepare(params, batch.m, block_rows, workers)
     return _Layers.prepare(params, len(batch[1]), block_rows, workers)
 
 
 def _block_inputs(layers: _Layers, batch: Batch) -> list[_BlockInput]:
-    """The blocks of ``batch`` (see :data:`_BlockInput`). A packed block is copied (see
-    :func:`purenet.blocks.block_rows_of`). A dense block whose first layer is wide drops
-    its blank columns (:func:`purenet.packing.drop_blank_columns`): there the products
-    with x dominate, and a third of a random batch of 128 MNIST images' columns are 0."""
+    """The blocks of ``batch`` (see :data:`_BlockInput`). A packed block is copied when
+    the first layer is tiled, as a dense one is (see :func:`purenet.blocks.block_rows_of`).
+    A dense block whose first layer is wide drops its blank columns
+    (:func:`purenet.packing.drop_blank_columns`): there the products with x dominate, and
+    a third of the columns of a random batch of 128 MNIST images are 0."""
     if isinstance(batch, PackedBatch):
+        copy = layers.plan.tiles[0] is not None
         return [
-            (functools.partial(_copied, xb, columns), yb)
+            (functools.partial(_packed_block, xb, columns, copy), yb)
             for xb, columns, yb in zip(batch.x, batch.columns, batch.y, strict=True)
         ]
     x, y = batch
@@ -265,8 +275,8 @@ def _block_inputs(layers: _Layers, batch: Batch) -> list[_BlockInput]:
     ]
 
 
-def _copied(xb: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.array(xb), columns
+def _packed_block(xb: np.ndarray, columns: np.ndarray, copy: bool) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array(xb) if copy else xb), columns
 
 
 def _dense_block(
@@ -279,9 +289,9 @@ def _dense_block(
 def _metric_tasks(layers: _Layers, batch: Batch) -> list:
     """One task per block: its summed loss and number of correct answers."""
 
-    def block_terms(rows: Callable, y: np.ndarray) -> tuple[float, int]:
+    def block_terms(load_block: Callable, y: np.ndarray) -> tuple[float, int]:
         with np.errstate(over="ignore", invalid="ignore"):
-            xb, columns = rows()
+            xb, columns = load_block()
             logits_t = _trace(layers, xb, columns=columns)[-1]
             loss_sum, correct, _ = _output_terms(logits_t, y)
         return loss_sum, correct
@@ -321,6 +331,7 @@ def metrics_of(
 ) -> tuple[Metrics, ...]:
     """The metrics of ``params`` on each batch (a pair ``(x, y)`` or a packed batch), in
     one parallel pass; ``evaluate(params, x, y)`` is ``metrics_of(params, [(x, y)])[0]``.
+    ``block_rows`` applies to the pairs; a packed batch keeps the blocks it was packed in.
     """
     tasks, spans, workers_used = [], [], 1
     for batch in batches:
@@ -454,10 +465,10 @@ def _gradient_tasks(
     masks come from ``default_rng((*dropout_key, b))``)."""
     m = _size(batch)
 
-    def block_sums(b: int, rows: Callable, y: np.ndarray):
+    def block_sums(b: int, load_block: Callable, y: np.ndarray):
         rng = np.random.default_rng((*dropout_key, b)) if dropout > 0 else None
         with np.errstate(over="ignore", invalid="ignore"):
-            xb, columns = rows()
+            xb, columns = load_block()
             return _block_sums(layers, xb, y, m, dropout, rng, columns)
 
     return [
@@ -504,12 +515,14 @@ def value_grads_and_metrics(
     """
     layers = _prepare(params, train, block_rows, workers)
     tasks = _gradient_tasks(layers, train)
-    n_train, spans = len(tasks), []  # spans: the tasks of each other batch
+    n_train, spans, threads = len(tasks), [], layers.plan.workers
     for batch in others:
-        block_tasks = _metric_tasks(_prepare(params, batch, block_rows, workers), batch)
+        batch_layers = _prepare(params, batch, block_rows, workers)
+        block_tasks = _metric_tasks(batch_layers, batch)
         spans.append(slice(len(tasks), len(tasks) + len(block_tasks)))
         tasks += block_tasks
-    results = blocks.run_tasks(tasks, layers.plan.workers)
+        threads = max(threads, batch_layers.plan.workers)
+    results = blocks.run_tasks(tasks, threads)
     metrics, g = _gradient_of(results[:n_train], _size(train), params.activation)
     other_metrics = tuple(
         _metrics_of(results[span], _size(batch)) for span, batch in zip(spans, others, strict=True)

@@ -5,13 +5,16 @@ MNIST digits are ink on a blank page: 81% of the pixels are 0. A column of ``x``
 zero in every row of a block adds exact zeros to the block's first-layer product
 ``x @ W1`` and to its weight gradient ``xᵀ dZ``, so the first layer can skip it: a
 :class:`PackedBatch` keeps, per block, only the columns where some row is non-zero (and
-their indices), and the network multiplies them with the matching rows of ``W1``. The
-math is unchanged; only the order of float additions differs from the dense batch, so
-results can differ in the last bits.
+their indices), and the network multiplies them with the matching rows of ``W1``. For
+finite weights the math is unchanged; only the order of float additions differs from the
+dense batch, so results can differ in the last bits. (An infinite or NaN weight on a
+blank column would make the dense products NaN, 0 x inf being NaN; the packed ones
+leave it out.)
 
 How many columns a block can drop depends on which samples share it. Random blocks of
 1,008 MNIST images leave 22% of the columns blank; :func:`pack` groups digits whose ink
-has a similar bounding box (left, right, top and bottom edge), which leaves 54% blank.
+has a similar bounding box (left, right, top and bottom edge), which leaves 54% blank in
+blocks of 1,008 rows and 50% in the fold's blocks of 2,016 (391 of 784 columns kept).
 The gradient of a full batch is a sum over its samples, so their order is free.
 """
 
@@ -145,6 +148,8 @@ def pack(
     by default :func:`image_shape`; it only decides which samples share a block."""
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, not {block_rows}")
+    if x.ndim != 2 or len(y) != len(x):
+        raise ValueError(f"pack needs x (m, n_in) and y (m,), got {x.shape} and {y.shape}")
     m, n_in = x.shape
     shape = shape or image_shape(n_in)
     order = block_order(ink_boxes(x, shape), block_rows)

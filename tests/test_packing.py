@@ -114,16 +114,25 @@ def test_a_packed_batch_gives_the_dense_gradient_and_metrics_up_to_rounding(
     assert metrics_of(params, [packed], workers=1) == (metrics,)
 
 
-def test_a_packed_block_of_blank_inputs_has_no_columns_and_still_trains():
-    x, y = np.zeros((30, 16)), np.arange(30) % 3
-    params = random_network(np.random.default_rng(2), (16, 4, 3))
-    packed = pack(x, y, 10)
+@pytest.mark.parametrize("sizes", [(16, 4, 3), (784, 10, 10), (784, 10)])  # tiled: 784 x 10
+def test_a_packed_block_of_blank_inputs_has_no_columns_and_still_trains(sizes):
+    x, y = np.zeros((300, sizes[0])), np.arange(300) % 3
+    params = random_network(np.random.default_rng(2), sizes)
+    packed = pack(x, y, 224)
     assert all(len(columns) == 0 for columns in packed.columns)
     metrics, g, _ = value_grads_and_metrics(params, packed)
     dense_metrics, dense_g = value_and_grads(params, x, y)
     assert metrics.loss == pytest.approx(dense_metrics.loss, rel=1e-12)
     assert not g.layers[0].w.any()  # no input, no first-layer weight gradient
     _close(g, dense_g)
+
+
+def test_a_batch_packed_for_other_inputs_or_with_other_labels_is_refused():
+    params = random_network(np.random.default_rng(2), (16, 4, 3))
+    with pytest.raises(ValueError, match="packed with 12 inputs"):
+        value_grads_and_metrics(params, pack(np.ones((20, 12)), np.zeros(20, int), 8))
+    with pytest.raises(ValueError, match="y"):
+        pack(np.ones((20, 16)), np.zeros(21, int), 8)
 
 
 @pytest.mark.parametrize("sizes", [(784, 10, 10), (784, 10)])  # tiled first layer
