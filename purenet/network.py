@@ -333,14 +333,34 @@ def metrics_of(
     one parallel pass; ``evaluate(params, x, y)`` is ``metrics_of(params, [(x, y)])[0]``.
     ``block_rows`` applies to the pairs; a packed batch keeps the blocks it was packed in.
     """
-    tasks, spans, workers_used = [], [], 1
+    tasks, spans, threads = _batch_metric_tasks(params, batches, block_rows, workers)
+    return _metrics_by_span(blocks.run_tasks(tasks, threads), spans, batches)
+
+
+def _batch_metric_tasks(
+    params: Params,
+    batches: Sequence[Batch],
+    block_rows: int | None,
+    workers: int | None,
+    first: int = 0,
+) -> tuple[list, list[slice], int]:
+    """The metric tasks of all ``batches`` (one per block), each batch's span of them
+    counted from task number ``first``, and the most threads any batch may use."""
+    tasks: list = []
+    spans, threads = [], 1
     for batch in batches:
         layers = _prepare(params, batch, block_rows, workers)
         block_tasks = _metric_tasks(layers, batch)
-        spans.append(slice(len(tasks), len(tasks) + len(block_tasks)))
+        start = first + len(tasks)
+        spans.append(slice(start, start + len(block_tasks)))
         tasks += block_tasks
-        workers_used = max(workers_used, layers.plan.workers)
-    results = blocks.run_tasks(tasks, workers_used)
+        threads = max(threads, layers.plan.workers)
+    return tasks, spans, threads
+
+
+def _metrics_by_span(
+    results: list, spans: list[slice], batches: Sequence[Batch]
+) -> tuple[Metrics, ...]:
     return tuple(
         _metrics_of(results[span], _size(batch)) for span, batch in zip(spans, batches, strict=True)
     )
@@ -515,19 +535,11 @@ def value_grads_and_metrics(
     """
     layers = _prepare(params, train, block_rows, workers)
     tasks = _gradient_tasks(layers, train)
-    n_train, spans, threads = len(tasks), [], layers.plan.workers
-    for batch in others:
-        batch_layers = _prepare(params, batch, block_rows, workers)
-        block_tasks = _metric_tasks(batch_layers, batch)
-        spans.append(slice(len(tasks), len(tasks) + len(block_tasks)))
-        tasks += block_tasks
-        threads = max(threads, batch_layers.plan.workers)
-    results = blocks.run_tasks(tasks, threads)
+    n_train = len(tasks)
+    held_out, spans, threads = _batch_metric_tasks(params, others, block_rows, workers, n_train)
+    results = blocks.run_tasks(tasks + held_out, max(threads, layers.plan.workers))
     metrics, g = _gradient_of(results[:n_train], _size(train), params.activation)
-    other_metrics = tuple(
-        _metrics_of(results[span], _size(batch)) for span, batch in zip(spans, others, strict=True)
-    )
-    return metrics, g, other_metrics
+    return metrics, g, _metrics_by_span(results, spans, others)
 
 
 def grads(params: Params, x: np.ndarray, y: np.ndarray) -> Params:
