@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,6 +39,25 @@ def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
     return run, rows, dataset, replay(run, epoch, dataset)
 
 
+def record_mismatch(run: Run, snapshot: Snapshot, rows) -> str | None:
+    """None when the replayed ``snapshot`` equals its recorded row bit for bit; else why
+    not, in one line that names the purenet version which recorded the run if it is not
+    this one."""
+    row = rows[snapshot.epoch]
+    if matches_record(snapshot, row):
+        return None
+    recorded_by = run.meta.get("purenet_version")
+    why = (
+        f" (the run was recorded by purenet {recorded_by}, this is {__version__}, and "
+        "versions may round floats differently)"
+        if recorded_by != __version__
+        else ""
+    )
+    return (
+        f"the replayed metrics of epoch {snapshot.epoch} differ from the recorded row: {row}{why}"
+    )
+
+
 def _metrics_line(snapshot: Snapshot) -> str:
     return (
         f"train loss {snapshot.train.loss!r}, train accuracy {snapshot.train.accuracy:.4%}, "
@@ -51,30 +71,31 @@ def check_gif(value: Path | None) -> Path | None:
     return value
 
 
-def animate(run: Run, rows, dataset, last_epoch: int, path: Path, stride: int, fps: int) -> int:
-    """Write the animation of ``run`` up to ``last_epoch``; returns the number of frames.
-    Shows a progress bar on stderr when it is a terminal."""
-    epochs = frame_epochs(last_epoch, stride)
-    frames = first_layer(params_at(run, epochs, lambda: dataset))
-    history = History.from_rows(rows[: last_epoch + 1])
-    if not sys.stderr.isatty():
-        return write_animation(path, history, frames, figure_title(run.config), fps)
-    with Progress(
-        TextColumn("rendering"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
+def animate(run: Run, rows, dataset, last: Snapshot, path: Path, stride: int, fps: int) -> int:
+    """Write the animation of ``run`` up to the replayed snapshot ``last`` (its params
+    are the last frame); returns the number of frames. Shows a progress bar on stderr
+    when it is a terminal."""
+    earlier = params_at(run, frame_epochs(last.epoch, stride)[:-1], lambda: dataset)
+    frames = first_layer([*earlier, (last.epoch, last.params)])
+    history = History.from_rows(rows[: last.epoch + 1])
+    progress, on_frame = contextlib.nullcontext(), None
+    if sys.stderr.isatty():
+        progress = Progress(
+            TextColumn("rendering"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         task = progress.add_task("frames", total=len(frames))
+
+        def on_frame(n: int) -> None:
+            progress.update(task, completed=n)
+
+    with progress:
         return write_animation(
-            path,
-            history,
-            frames,
-            figure_title(run.config),
-            fps,
-            on_frame=lambda n: progress.update(task, completed=n),
+            path, history, frames, figure_title(run.config), fps, on_frame=on_frame
         )
 
 
@@ -113,7 +134,8 @@ def replay_command(
 ) -> None:
     """Rebuild the params of any epoch exactly and check them against the record.
 
-    Starts from the nearest snapshot at or before the epoch and folds forward with the
+    Starts from the nearest snapshot at or before the epoch (strictly before in a
+    mini-batch, dropout or augmented run) and folds forward with the
     same pure functions and seed; the metrics of the result must equal the recorded row
     bit for bit (exit 1 if they do not). With --animate, also renders the run up to that
     epoch as a GIF, one frame every --stride epochs (plus the last).
@@ -137,17 +159,9 @@ def replay_command(
         f"{snapshot.epoch - keyframe} epochs folded forward)"
     )
     typer.echo(_metrics_line(snapshot))
-    if not matches_record(snapshot, rows[snapshot.epoch]):
-        recorded_by = run.meta.get("purenet_version")
-        why = (
-            f" (the run was recorded by purenet {recorded_by}, this is {__version__}, and "
-            "versions may round floats differently)"
-            if recorded_by != __version__
-            else ""
-        )
-        raise fail(
-            f"the replayed metrics differ from the recorded row: {rows[snapshot.epoch]}{why}"
-        )
+    mismatch = record_mismatch(run, snapshot, rows)
+    if mismatch is not None:
+        raise fail(mismatch)
     typer.echo("matches the recorded row bit for bit")
     for path, what in ((figure, "figure"), (save, "params")):
         if path is not None:
@@ -155,7 +169,7 @@ def replay_command(
     if animation is not None:
         stride = stride or default_stride(snapshot.epoch, run.keyframe_every)
         try:
-            frames = animate(run, rows, dataset, snapshot.epoch, animation, stride, fps)
+            frames = animate(run, rows, dataset, snapshot, animation, stride, fps)
         except PurenetError as exc:
             raise fail(str(exc)) from None
         except OSError as exc:

@@ -8,11 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from cli.common import DataOption, EpochOption, RunArgument, fail
-from cli.inspect import replayed_epoch
+from cli.inspect import record_mismatch, replayed_epoch
 from purenet.errors import PurenetError
 from purenet.history import History
 from purenet.plot import epoch_figures, save_figure
-from purenet.replay import matches_record
 from purenet.runner import figure_title
 
 
@@ -38,11 +37,9 @@ def plot_command(
     """
     try:
         run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
-        if not matches_record(snapshot, rows[snapshot.epoch]):
-            raise PurenetError(
-                f"epoch {snapshot.epoch} replayed differently from its record; "
-                "the run or the data changed"
-            )
+        mismatch = record_mismatch(run, snapshot, rows)
+        if mismatch is not None:
+            raise PurenetError(mismatch)
         folder = out if out is not None else run.folder / "figures" / f"epoch-{snapshot.epoch:06d}"
         try:
             folder.mkdir(parents=True, exist_ok=True)

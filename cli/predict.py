@@ -11,7 +11,7 @@ import typer
 
 from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
 from purenet.errors import PurenetError
-from purenet.images import read_image
+from purenet.images import ImageReadError, read_image
 from purenet.keyframes import params_at
 from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
@@ -54,9 +54,11 @@ def predict_command(
         try:
             rows_in.append(prepare_digit(read_image(path)))
             names.append(str(path))
+        except ImageReadError as exc:  # names the file already
+            typer.echo(f"purenet: error: {exc}", err=True)
+            failed += 1
         except PurenetError as exc:
-            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            typer.echo(f"purenet: error: {message}", err=True)
+            typer.echo(f"purenet: error: {path}: {exc}", err=True)
             failed += 1
     probabilities = class_probabilities(params, np.stack(rows_in)) if rows_in else []
     results = [(name, top_classes(p), p) for name, p in zip(names, probabilities, strict=True)]

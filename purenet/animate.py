@@ -7,24 +7,20 @@ matplotlib does not already bring) with the object API: no pyplot state.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from purenet.atomic import atomic_path
 from purenet.history import History
 from purenet.plot import (
-    LOSS_COLOR,
-    TEST_COLOR,
-    TRAIN_COLOR,
     draw_weights,
     grid_shape,
+    training_curves,
     weight_limit,
     weight_mosaic,
 )
@@ -73,23 +69,12 @@ def animation_figure(
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     grid = fig.add_gridspec(1, 2, width_ratios=[1, 1.1])
     loss_ax = fig.add_subplot(grid[0])
-    acc_ax = loss_ax.twinx()
-    (loss_line,) = loss_ax.plot([], [], color=LOSS_COLOR, label="loss (train)")
-    (train_line,) = acc_ax.plot([], [], color=TRAIN_COLOR, label="train accuracy")
-    (test_line,) = acc_ax.plot([], [], color=TEST_COLOR, label="test accuracy")
+    lines = training_curves(loss_ax, history)
+    # fixed axes, so that the curves grow into a frame that does not move
     loss_ax.set_xlim(0, max(1, int(history.epoch[-1])))
-    loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set_ylim(
         0, 1.05 * float(np.nanmax(history.train_loss[np.isfinite(history.train_loss)]))
     )
-    acc_ax.set_ylim(0, 1)
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("cross-entropy loss", color=LOSS_COLOR)
-    loss_ax.tick_params(axis="y", colors=LOSS_COLOR)
-    acc_ax.set_ylabel("accuracy")
-    loss_ax.grid(alpha=0.3)
-    lines = [loss_line, train_line, test_line]
-    loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     loss_ax.set_title(title, fontsize=10)
     weights_ax = fig.add_subplot(grid[1])
     n_units = weights.shape[1]
@@ -99,9 +84,8 @@ def animation_figure(
     caption = fig.suptitle(_caption(history, 0), family="monospace")
 
     def show(i: int, w: np.ndarray) -> None:
-        loss_line.set_data(history.epoch[: i + 1], history.train_loss[: i + 1])
-        train_line.set_data(history.epoch[: i + 1], history.train_acc[: i + 1])
-        test_line.set_data(history.epoch[: i + 1], history.test_acc[: i + 1])
+        for line, series in lines:
+            line.set_data(history.epoch[: i + 1], series[: i + 1])
         image.set_data(weight_mosaic(w, columns))  # the default gap, as drawn
         caption.set_text(_caption(history, i))
 
@@ -134,8 +118,7 @@ def write_animation(
     fig.draw_without_rendering()
     fig.set_layout_engine("none")  # freeze the layout so nothing shifts between frames
     # The writer picks the file format from the name's suffix: keep .gif on the temporary.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         writer = PillowWriter(fps=fps)
         with writer.saving(fig, tmp, dpi):
             for n, (epoch, w) in enumerate(frames, start=1):
@@ -143,10 +126,6 @@ def write_animation(
                 writer.grab_frame()
                 if on_frame is not None:
                     on_frame(n)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return len(frames)
 
 

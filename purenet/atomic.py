@@ -16,21 +16,30 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of ``path``; on clean exit it replaces ``path``."""
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """The path of a new, empty temporary sibling of ``path`` (its name ending in
+    ``suffix``, for writers that go by it); on clean exit it is fsynced and replaces
+    ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be read by others
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of ``path``; on clean exit it replaces ``path``."""
+    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+        yield fh
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -15,13 +15,14 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from purenet.atomic import atomic_save
 from purenet.evaluation import confusion_matrix, per_class_accuracy
 from purenet.history import History
-from purenet.network import forward, softmax
 from purenet.params import Params
+from purenet.predict import class_probabilities
 
 LOSS_COLOR = "red"
 TRAIN_COLOR = "blue"
@@ -34,22 +35,21 @@ SIDE = 28
 FIGURE_NAMES = ("training", "confusion", "per-class", "weights", "misclassified")
 
 
-def draw_training(fig: Figure, history: History, title: str = "purenet training") -> None:
-    """Draw the training curves into ``fig``: loss (red, left axis), train (blue) and
-    test (orange) accuracy (right axis) against the epoch; validation accuracy (green,
-    dashed) too when the history has one."""
-    loss_ax = fig.add_subplot()
+def training_curves(loss_ax, history: History) -> list[tuple[Line2D, np.ndarray]]:
+    """Draw the training curves on ``loss_ax`` and a twin axis: loss (red, left axis),
+    train (blue) and test (orange) accuracy (right axis) against the epoch; validation
+    accuracy (green, dashed) too when the history has one. Returns each line with the
+    series it shows, for redrawing a prefix of it."""
     acc_ax = loss_ax.twinx()
-    lines = loss_ax.plot(history.epoch, history.train_loss, color=LOSS_COLOR, label="loss (train)")
-    lines += acc_ax.plot(
-        history.epoch, history.train_acc, color=TRAIN_COLOR, label="train accuracy"
-    )
-    lines += acc_ax.plot(history.epoch, history.test_acc, color=TEST_COLOR, label="test accuracy")
-    valid = getattr(history, "valid_acc", None)
-    if valid is not None and np.isfinite(valid).any():
-        lines += acc_ax.plot(
-            history.epoch, valid, color=VALID_COLOR, linestyle="--", label="validation accuracy"
-        )
+    curves = [
+        (loss_ax, history.train_loss, {"color": LOSS_COLOR, "label": "loss (train)"}),
+        (acc_ax, history.train_acc, {"color": TRAIN_COLOR, "label": "train accuracy"}),
+        (acc_ax, history.test_acc, {"color": TEST_COLOR, "label": "test accuracy"}),
+    ]
+    if np.isfinite(history.valid_acc).any():
+        style = {"color": VALID_COLOR, "linestyle": "--", "label": "validation accuracy"}
+        curves.append((acc_ax, history.valid_acc, style))
+    lines = [(ax.plot(history.epoch, series, **style)[0], series) for ax, series, style in curves]
     loss_ax.set_xlabel("epoch")
     loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set_ylabel("cross-entropy loss", color=LOSS_COLOR)
@@ -58,6 +58,17 @@ def draw_training(fig: Figure, history: History, title: str = "purenet training"
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_ylim(0, 1)
     loss_ax.grid(alpha=0.3)
+    loss_ax.legend(
+        [line for line, _ in lines], [line.get_label() for line, _ in lines], loc="center right"
+    )
+    return lines
+
+
+def draw_training(fig: Figure, history: History, title: str = "purenet training") -> None:
+    """Draw the training curves (see :func:`training_curves`) into ``fig``, titled with
+    the last epoch's numbers."""
+    loss_ax = fig.add_subplot()
+    training_curves(loss_ax, history)
     if len(history):
         final = (
             f"epoch {history.epoch[-1]}: train {history.train_acc[-1]:.2%}, "
@@ -65,7 +76,6 @@ def draw_training(fig: Figure, history: History, title: str = "purenet training"
         )
         title = f"{title}\n{final}"
     loss_ax.set_title(title)
-    loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
 
 
 def training_figure(history: History, title: str = "purenet training") -> Figure:
@@ -304,7 +314,7 @@ def epoch_figures(
         y_test: test labels, shape (m,).
         title: names the run; the epoch is added.
     """
-    probabilities = softmax(forward(params, x_test))
+    probabilities = class_probabilities(params, x_test)
     n_classes = probabilities.shape[1]
     confusion = confusion_matrix(y_test, probabilities.argmax(axis=1), n_classes)
     epoch = int(history.epoch[-1]) if len(history) else 0

@@ -1,9 +1,10 @@
 """Rebuilding any epoch of a recorded run, exactly.
 
-The params of epoch N are recomputed from the nearest keyframe at or before N by
-folding forward with the same pure functions and data. Because the fold is a pure
-function of (config, data, state), the replayed snapshot is bit-identical to the one the
-run yielded, and so are its metrics and the recorded row.
+The params of epoch N are recomputed from the nearest keyframe at or before N (strictly
+before in a stochastic run, see :func:`starting_keyframe`) by folding forward with the
+same pure functions and data. Because the fold is a pure function of (config, data,
+state), the replayed snapshot is bit-identical to the one the run yielded, and so are its
+metrics and the recorded row.
 """
 
 from __future__ import annotations
@@ -17,11 +18,6 @@ from purenet.history import Row
 from purenet.runner import check_data
 from purenet.runs import Run, RunError
 from purenet.train import Snapshot, train
-
-
-def recorded_epochs(run: Run) -> range:
-    """The epochs of ``run`` that have a row on record."""
-    return range(len(run.rows()))
 
 
 def starting_keyframe(run: Run, epoch: int) -> int:
@@ -44,10 +40,7 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
         RunError: if ``epoch`` is not one of the run's recorded epochs, or the data
             differs from what the run was trained on.
     """
-    epochs = recorded_epochs(run)
-    if epoch not in epochs:
-        span = f"0..{epochs[-1]}" if len(epochs) else "none"
-        raise RunError(f"epoch {epoch} is outside run {run.name}: its epochs are {span}")
+    run.rows_up_to(epoch)  # raises unless the epoch has a row on record
     check_data(run, data)
     start = starting_keyframe(run, epoch)
     for snapshot in train(run.config, data, start=run.load_keyframe(start)):
