@@ -56,9 +56,11 @@ class Sample:
     others: float | None
 
 
-def timed(fn: Callable[[], object]) -> Sample:
-    """Time one call of ``fn()``, garbage collection off meanwhile."""
-    gc.collect()
+def timed(fn: Callable[[], object], collect: bool = True) -> Sample:
+    """Time one call of ``fn()``, garbage collection off meanwhile (and, with
+    ``collect``, run just before)."""
+    if collect:
+        gc.collect()
     gc.disable()
     try:
         busy, cpu, began = machine_busy(), time.process_time(), time.perf_counter()
@@ -119,16 +121,19 @@ def interleave(
     ``pause`` seconds of sleep before each timed call let the thread pools of the
     previous library (OpenBLAS, OpenMP and XLA threads spin for a while after their work)
     go idle, so that they do not steal cores from the next one. ``warm_up[name]``, if
-    given, runs untimed between the pause and the timed call.
+    given, runs untimed between the pause and the timed call, right before it (the
+    garbage collection that precedes every timed call then runs before the warm-up).
     """
     times = Times({name: [] for name in units})
     for _ in range(rounds):
         for name, fn in units.items():
             if pause:
                 time.sleep(pause)
-            if warm_up and name in warm_up:
-                warm_up[name]()
-            times.samples[name].append(timed(fn))
+            warm = warm_up.get(name) if warm_up else None
+            if warm is not None:
+                gc.collect()
+                warm()
+            times.samples[name].append(timed(fn, collect=warm is None))
     return times
 
 

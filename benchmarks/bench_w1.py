@@ -13,7 +13,7 @@ one call is exactly one epoch of work.
 from __future__ import annotations
 
 import numpy as np
-from bench_libs import jax_loss_and_correct, jax_params, torch_model, torch_tensor
+from bench_libs import jax_loss_and_correct, jax_params, torch_metrics, torch_model, torch_tensor
 
 from purenet.data import Dataset
 from purenet.params import Params
@@ -21,7 +21,8 @@ from purenet.train import Config, train
 
 
 class Purenet:
-    """purenet's own fold: one ``next()`` of ``train(Config(), data)`` per epoch."""
+    """purenet's own fold, for both workloads: one ``next()`` of ``train(config, data)``
+    per epoch; ``start()`` takes the first snapshot (the initial params, evaluated)."""
 
     name = "purenet"
 
@@ -129,13 +130,10 @@ class Torch:
         loss.backward()
         with torch.inference_mode():
             correct = (logits.argmax(dim=1) == self.y).sum().item()
-            test_logits = self.model(self.x_test)
-            test_loss = torch.nn.functional.cross_entropy(test_logits, self.y_test).item()
-            test_correct = (test_logits.argmax(dim=1) == self.y_test).sum().item()
         train_loss = loss.item()
         self.metrics = (
             (train_loss, correct / len(self.y)),
-            (test_loss, test_correct / len(self.y_test)),
+            torch_metrics(torch, self.model, self.x_test, self.y_test),
         )
         return train_loss
 
@@ -167,14 +165,11 @@ class Jax:
             test = jax_loss_and_correct(jax, params, x_test, y_test)
             return grads, (loss, correct, *test)
 
-        def first(params, x, y, x_test, y_test):
-            return metrics_and_grads(params, x, y, x_test, y_test)
-
         def step(params, grads, x, y, x_test, y_test):
             params = tree_map(lambda p, g: p - lr * g, params, grads)
             return (params, *metrics_and_grads(params, x, y, x_test, y_test))
 
-        self._first, self._step = jax.jit(first), jax.jit(step)
+        self._first, self._step = jax.jit(metrics_and_grads), jax.jit(step)
         self.grads = None
         self.metrics = None
 

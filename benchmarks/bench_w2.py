@@ -20,7 +20,7 @@ from purenet import blocks
 from purenet.data import Dataset
 from purenet.packing import drop_blank_columns
 from purenet.params import Params
-from purenet.train import Config, epoch_order, train
+from purenet.train import Config, epoch_order
 
 
 def flops_per_epoch(sizes: tuple[int, ...], m_train: int, m_test: int) -> float:
@@ -35,8 +35,21 @@ def flops_per_epoch(sizes: tuple[int, ...], m_train: int, m_test: int) -> float:
     return float(m_train * train_per_sample + m_test * 2 * sum(products))
 
 
-def purenet_flops(config: Config, data: Dataset, epoch: int = 0) -> float:
-    """The multiply-adds x 2 that purenet really does in epoch ``epoch``: like
+def w2_config(epochs: int) -> Config:
+    """The W2 workload as a purenet configuration."""
+    return Config(
+        split="standard",
+        hidden=(512,),
+        batch_size=128,
+        optimizer="momentum",
+        momentum=0.9,
+        lr=0.1,
+        epochs=epochs,
+    )
+
+
+def purenet_flops(config: Config, data: Dataset) -> float:
+    """The multiply-adds x 2 that purenet really does in its first epoch: like
     :func:`flops_per_epoch`, except that a wide first layer leaves out each block's blank
     input columns (:func:`purenet.packing.drop_blank_columns`) in all its products."""
     sizes = config.sizes
@@ -50,32 +63,13 @@ def purenet_flops(config: Config, data: Dataset, epoch: int = 0) -> float:
         return sizes[0] if columns is None else len(columns)
 
     total = 0.0
-    for rows in _Batches(config, len(data.y_train)).next_epoch_at(epoch):
+    for rows in _Batches(config, len(data.y_train)).next_epoch_at(0):
         first = kept_columns(data.x_train[rows]) * sizes[1]
         total += len(rows) * 2 * (2 * (first + sum(products[1:])) + sum(products[1:]))
     for rows in blocks.plan(len(data.y_test), shapes).blocks:
         first = kept_columns(data.x_test[rows]) * sizes[1]
         total += (rows.stop - rows.start) * 2 * (first + sum(products[1:]))
     return total
-
-
-class Purenet:
-    """purenet's own fold: one ``next()`` of ``train(config, data)`` per epoch."""
-
-    name = "purenet"
-
-    def __init__(self, config: Config, data: Dataset) -> None:
-        self._fold = train(config, data)
-        self.snapshot = None
-
-    def start(self) -> Params:
-        """The first snapshot (the exact evaluation of the initial params); its params."""
-        self.snapshot = next(self._fold)
-        return self.snapshot.params
-
-    def epoch(self) -> float:
-        self.snapshot = next(self._fold)
-        return self.snapshot.train.loss
 
 
 class _Batches:

@@ -22,7 +22,7 @@ import pstats
 import time
 from pathlib import Path
 
-from speed import w2_config
+from bench_w2 import w2_config
 
 from purenet.data import load_dataset
 from purenet.train import Config, train

@@ -31,7 +31,7 @@ reference run for the memory figure. The harness prints; it never fails on time.
 1 only when an implementation's losses disagree with purenet's, or the subprocess fails:
 then the timings would not compare the same work.
 
-PyTorch and JAX are optional (``pip install torch==2.13.0 jax``); when one does not
+PyTorch and JAX are optional (``pip install -e ".[bench]"``); when one does not
 import, its rows are skipped and the output says why.
 """
 
@@ -172,11 +172,16 @@ def machine_line() -> str:
 
 
 def print_table(
-    times: Times, reference: str | None, extra: dict[str, str], settings: Settings
+    times: Times,
+    reference: str | None,
+    extra: dict[str, str],
+    settings: Settings,
+    unrelated: frozenset[str] = frozenset(),
 ) -> None:
     """One row per unit: median [quartiles] and minimum wall time in ms; the cores it
     kept busy and the cores other processes kept busy meanwhile; the paired ratio
-    ``reference's time / its time``; and ``extra``. With ``--raw``, every round's time."""
+    ``reference's time / its time`` (``-`` for ``unrelated`` units, whose work is not an
+    epoch); and ``extra``. With ``--raw``, every round's time."""
     ratio_head = f" {reference + ' / it, paired [p25-p75]':>34}" if reference else ""
     print(f"  {'':<24} {'median ms [p25-p75] min':>34} {'cores':>5} {'others':>6}{ratio_head}")
     wall = times.wall
@@ -184,7 +189,8 @@ def print_table(
         ratio = ""
         if reference is not None:
             paired = paired_ratios(wall[reference], values)
-            ratio = f" {'1' if name == reference else ratio_spread(paired):>34}"
+            text = "-" if name in unrelated else ratio_spread(paired)
+            ratio = f" {'1' if name == reference else text:>34}"
         others = times.others(name)
         others_text = "?" if others is None else f"{others:.2f}"
         print(
@@ -342,18 +348,6 @@ def run_w1(
 # -- W2 --------------------------------------------------------------------------------------
 
 
-def w2_config(epochs: int) -> Config:
-    return Config(
-        split="standard",
-        hidden=(512,),
-        batch_size=128,
-        optimizer="momentum",
-        momentum=0.9,
-        lr=0.1,
-        epochs=epochs,
-    )
-
-
 def run_w2(
     settings: Settings,
     libs: dict,
@@ -371,7 +365,7 @@ def run_w2(
             data.y_test[:n_test],
             data.sha256,
         )
-    config = w2_config(settings.w2_check_epochs + settings.w2_rounds + 1)
+    config = bench_w2.w2_config(settings.w2_check_epochs + settings.w2_rounds + 1)
     m, m_test = len(data.y_train), len(data.y_test)
     heading(
         f"W2: mini-batch epoch, {'-'.join(map(str, config.sizes))}, {m:,} training and "
@@ -379,8 +373,9 @@ def run_w2(
         f"{config.momentum}, lr {config.lr}"
     )
     describe_libs(missing)
-    purenet = bench_w2.Purenet(config, data)
-    params = purenet.start()  # everyone starts from purenet's initial params
+    purenet = bench_w1.Purenet(config, data)
+    purenet.start()
+    params = purenet.params  # everyone starts from purenet's initial params
     impls = {"purenet": purenet}
     if "torch" in libs:
         impls["pytorch nn + optim"] = bench_w2.Torch(libs["torch"], params, data, config)
@@ -407,7 +402,7 @@ def run_w2(
         f"time per epoch, {settings.w2_rounds} interleaved rounds "
         f"(an epoch's matrix products are {flops / 1e9:.1f} GFLOP):"
     )
-    print_table(times, "purenet", extra, settings)
+    print_table(times, "purenet", extra, settings, frozenset({"square gemm"}))
     record_ratios("w2", times, [name for name in impls if name != "purenet"], report)
     if ceilings is not None:
         fractions = [
