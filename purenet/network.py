@@ -103,7 +103,7 @@ class _Layers:
         layer = self.params.layers[i]
         w, w_t = layer.w, self.w_t[i]
         if columns is not None:
-            w = w[columns]
+            w = w.take(columns, axis=0)  # take: faster than w[columns] for rows
             w_t = None if w_t is None else w_t.take(columns, axis=1)
         out = blocks.tiled_product(a, w, w_t, self.plan.tiles[i])
         out += layer.b  # in place on the fresh product
@@ -121,7 +121,7 @@ class _Layers:
         if self.plan.tiles[last] is not None:
             return self.affine(last, a, columns).T.copy()
         layer = self.params.layers[last]
-        w = layer.w if columns is None else layer.w[columns]
+        w = layer.w if columns is None else layer.w.take(columns, axis=0)
         out = w.T @ a.T
         out += layer.b[:, None]
         return out

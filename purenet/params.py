@@ -62,7 +62,7 @@ class Layer:
                 f"layer shapes do not fit: w {self.w.shape} needs b of shape "
                 f"({self.w.shape[-1]},), got {self.b.shape}"
             )
-        if self.w.dtype != self.b.dtype or not np.issubdtype(self.w.dtype, np.floating):
+        if self.w.dtype != self.b.dtype or self.w.dtype.kind != "f":
             raise ValueError(f"w and b need one floating dtype, got {self.w.dtype}, {self.b.dtype}")
 
 

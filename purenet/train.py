@@ -309,13 +309,6 @@ def hold_out_validation(data: Dataset, n: int, seed: int) -> _Arrays:
     return _Arrays(data.x_train[~held], data.y_train[~held], data.x_train[held], data.y_train[held])
 
 
-def _snapshot(state, train_metrics, data: Dataset, arrays: _Arrays) -> Snapshot:
-    valid = None
-    if arrays.x_valid is not None:
-        valid = evaluate(state.params, arrays.x_valid, arrays.y_valid)
-    return Snapshot(state, train_metrics, evaluate(state.params, data.x_test, data.y_test), valid)
-
-
 def train(config: Config, data: Dataset, start: TrainState | None = None) -> Iterator[Snapshot]:
     """Yield snapshots ``start.epoch, ..., config.epochs`` (0 .. epochs from scratch).
 
@@ -336,16 +329,19 @@ def train(config: Config, data: Dataset, start: TrainState | None = None) -> Ite
 
 
 def packed_batches(
-    config: Config, data: Dataset, arrays: _Arrays | None = None
+    config: Config, data: Dataset, arrays: _Arrays | None = None, with_train: bool = True
 ) -> list[PackedBatch]:
-    """The full-batch fold's data, packed once (see :mod:`purenet.packing`): the training
-    set, the test set and, if held out, the validation set, in that order. ``arrays`` is
-    ``hold_out_validation(data, config.validation, config.seed)``, if already made."""
+    """The fold's data, packed once (see :mod:`purenet.packing`): the training set (unless
+    ``with_train`` is False), the test set and, if held out, the validation set, in that
+    order. ``arrays`` is ``hold_out_validation(data, config.validation, config.seed)``, if
+    already made. The full-batch fold trains and evaluates on all of them; the stochastic
+    fold, whose batches are drawn afresh every epoch, evaluates on the held-out ones."""
     if arrays is None:
         arrays = hold_out_validation(data, config.validation, config.seed)
     shapes = list(itertools.pairwise(config.sizes))
     rows = blocks.default_block_rows(shapes, PACKED_BLOCK_ROWS)
-    pairs = [(arrays.x_train, arrays.y_train), (data.x_test, data.y_test)]
+    pairs = [(arrays.x_train, arrays.y_train)] if with_train else []
+    pairs.append((data.x_test, data.y_test))
     if arrays.x_valid is not None:
         pairs.append((arrays.x_valid, arrays.y_valid))
     return [pack(x, y, rows) for x, y in pairs]
@@ -383,7 +379,13 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
     m = len(y)
     size = config.batch_size or m
     n_batches = math.ceil(m / size)
-    snapshot = _snapshot(state, evaluate(state.params, x, y), data, arrays)
+    held_out = packed_batches(config, data, arrays, with_train=False)
+
+    def snapshot_of(state: TrainState, train_metrics: Metrics) -> Snapshot:
+        test, *valid = metrics_of(state.params, held_out)
+        return Snapshot(state, train_metrics, test, valid[0] if valid else None)
+
+    snapshot = snapshot_of(state, evaluate(state.params, x, y))
     yield snapshot
     while state.epoch < config.epochs and not snapshot.diverged:
         epoch = state.epoch
@@ -409,5 +411,5 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
             loss_sum += metrics.loss * len(yb)
             correct += round(metrics.accuracy * len(yb))
         state = attrs.evolve(state, epoch=epoch + 1)
-        snapshot = _snapshot(state, Metrics(loss_sum / m, correct / m), data, arrays)
+        snapshot = snapshot_of(state, Metrics(loss_sum / m, correct / m))
         yield snapshot
