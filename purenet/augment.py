@@ -28,12 +28,25 @@ def _gather(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
 
 def shift_images(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
     """Move image ``i`` of ``x`` (B, 784) down by ``dy[i]`` and right by ``dx[i]`` pixels
-    (negative: up / left), filling with 0. Returns a new (B, 784) array."""
-    pad = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
-    padded = np.pad(x.reshape(len(x), SIDE, SIDE), ((0, 0), (pad, pad), (pad, pad)))
-    rows = (pad - dy)[:, None, None] + np.arange(SIDE)[None, :, None]  # source rows
-    cols = (pad - dx)[:, None, None] + np.arange(SIDE)[None, None, :]
-    return _gather(padded, rows, cols).reshape(len(x), -1)
+    (negative: up / left), filling with 0. Returns a new (B, 784) array.
+
+    In a row-major image, a shift by (dy, dx) is a shift of the flat row of pixels by
+    ``dy * 28 + dx``: each output row is one contiguous window of the input row with zeros
+    on both sides. Only the pixels that a horizontal shift carries across the edge of a
+    line land in the neighbouring line, so those columns are then cleared.
+    """
+    n, pixels = x.shape
+    dy, dx = np.asarray(dy, dtype=np.intp), np.asarray(dx, dtype=np.intp)
+    reach = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
+    margin = reach * (SIDE + 1)  # the longest flat shift
+    padded = np.zeros((n, pixels + 2 * margin), x.dtype)
+    padded[:, margin : margin + pixels] = x
+    windows = np.lib.stride_tricks.sliding_window_view(padded, pixels, axis=1)
+    out = windows[np.arange(n), margin - (dy * SIDE + dx)]  # a copy: (B, 784)
+    source_column = np.arange(SIDE) - dx[:, None]  # (B, 28)
+    wrapped = (source_column < 0) | (source_column >= SIDE)
+    np.copyto(out.reshape(n, SIDE, SIDE), 0, where=wrapped[:, None, :])
+    return out
 
 
 def affine_images(

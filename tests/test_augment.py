@@ -42,6 +42,36 @@ def test_shifts_move_the_ink_that_stays_in_frame_exactly(x, dy, dx):
     )
 
 
+def _shifted_by_slicing(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """One 28 x 28 image moved by (dy, dx), written the obvious way."""
+
+    def span(d: int) -> tuple[slice, slice]:  # (where it lands, where it comes from)
+        return slice(max(d, 0), max(0, 28 + min(d, 0))), slice(max(-d, 0), max(0, 28 - max(d, 0)))
+
+    (rows_out, rows_in), (cols_out, cols_in) = span(dy), span(dx)
+    out = np.zeros_like(image)
+    out[rows_out, cols_out] = image[rows_in, cols_in]
+    return out
+
+
+@given(
+    st.integers(1, 6).flatmap(
+        lambda n: st.tuples(
+            hnp.arrays(np.float32, (n, 784), elements=st.floats(0, 1, width=32)),
+            st.lists(st.integers(-30, 30), min_size=n, max_size=n),
+            st.lists(st.integers(-30, 30), min_size=n, max_size=n),
+        )
+    )
+)
+def test_each_image_moves_by_its_own_shift(case):
+    x, dy, dx = case
+    out = shift_images(x, np.array(dy), np.array(dx))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    for i in range(len(x)):
+        expected = _shifted_by_slicing(x[i].reshape(28, 28), dy[i], dx[i])
+        assert out[i].tobytes() == expected.ravel().tobytes()
+
+
 @given(images, st.integers(0, 1000))
 def test_same_key_same_images_and_values_stay_in_unit_range(x, epoch):
     for kwargs in ({"max_shift": 2}, {"max_shift": 2, "max_rotate": 15, "max_scale": 0.15}):
