@@ -7,7 +7,8 @@ gradient at the initial params and returns the train loss; each ``epoch()`` then
 the pending update, computes the new params' train metrics and gradient in one
 forward/backward pass and their test metrics, and returns the train loss. So
 ``epoch()`` number ``t`` returns the loss of ``params_t`` in every implementation, and
-one call is exactly one epoch of work.
+one call is exactly one epoch of work. Afterwards ``metrics`` holds ``((train loss,
+accuracy), (test loss, accuracy))``, which the harness compares with purenet's.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class Purenet:
     @property
     def params(self) -> Params:
         return self.snapshot.params
+
+    @property
+    def metrics(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((train loss, accuracy), (test loss, accuracy)) of the last snapshot."""
+        train, test = self.snapshot.train, self.snapshot.test
+        return (train.loss, train.accuracy), (test.loss, test.accuracy)
 
 
 class LiteralNumpy:

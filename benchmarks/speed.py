@@ -101,6 +101,7 @@ TARGETS = {
 # and different summation orders differ by far less; a real difference (another lr,
 # another init, a wrong gradient) by far more.
 LOSS_TOLERANCE = {"w1": 1e-4, "w2": 2e-3}
+Pair = tuple[tuple[float, float], tuple[float, float]]  # ((train loss, acc), (test loss, acc))
 
 
 @attrs.define
@@ -246,21 +247,34 @@ def run_ceilings(settings: Settings, libs: dict, x_shape: tuple[int, int]) -> Ce
 # -- shared by the workloads -----------------------------------------------------------------
 
 
-def check_losses(label: str, losses: dict[str, list[float]], report: Report) -> None:
-    """Print each implementation's largest loss difference from purenet's."""
-    reference = np.array(losses["purenet"])
+def check_losses(label: str, metrics: dict[str, list[Pair]], report: Report) -> None:
+    """Print each implementation's largest train and test loss differences from
+    purenet's, epoch by epoch (``metrics[name]`` holds one (train, test) pair of (loss,
+    accuracy) per epoch)."""
     tolerance = LOSS_TOLERANCE[label]
-    print(f"loss check, the first {len(reference)} epochs' train losses from the same params:")
-    print(f"  {'purenet':<24} {', '.join(f'{v:.6f}' for v in reference)}")
-    for name, values in losses.items():
+
+    def losses(name: str, part: int) -> np.ndarray:
+        return np.array([epoch[part][0] for epoch in metrics[name]])
+
+    train, test = losses("purenet", 0), losses("purenet", 1)
+    print(f"loss check, the first {len(train)} epochs' train and test losses from the same params:")
+    print(f"  {'purenet, train':<24} {', '.join(f'{v:.6f}' for v in train)}")
+    print(f"  {'purenet, test':<24} {', '.join(f'{v:.6f}' for v in test)}")
+    for name in metrics:
         if name == "purenet":
             continue
-        diff = float(np.max(np.abs(np.array(values) - reference)))
-        same = bool(diff <= tolerance)  # False for NaN too
+        diffs = [
+            float(np.max(np.abs(losses(name, part) - ours)))
+            for part, ours in enumerate((train, test))
+        ]
+        same = all(diff <= tolerance for diff in diffs)  # False for NaN too
         if not same:
-            report.mismatches.append(f"{label}: {name} (max loss difference {diff:.3g})")
+            report.mismatches.append(f"{label}: {name} (max loss difference {max(diffs):.3g})")
         verdict = "same work" if same else f"MISMATCH (tolerance {tolerance:g})"
-        print(f"  {name:<24} max |loss - purenet's| = {diff:.2e}: {verdict}")
+        print(
+            f"  {name:<24} max |loss - purenet's| = {diffs[0]:.2e} train, {diffs[1]:.2e} test: "
+            f"{verdict}"
+        )
 
 
 def record_ratios(label: str, times: Times, names: list[str], report: Report) -> None:
@@ -305,7 +319,7 @@ def run_w1(
     describe_libs(missing)
     purenet = bench_w1.Purenet(config, data)
     impls = {"purenet": purenet}
-    losses = {"purenet": [purenet.start()]}
+    purenet.start()
     params = purenet.params  # everyone starts from purenet's initial params
     impls["numpy float64 literal"] = bench_w1.LiteralNumpy(params, data, config.lr)
     if "torch" in libs:
@@ -314,11 +328,13 @@ def run_w1(
         impls["jax jit"] = bench_w1.Jax(libs["jax"], params, data, config.lr)
     for name, impl in impls.items():
         if name != "purenet":
-            losses[name] = [impl.start()]
+            impl.start()
+    metrics = {name: [impl.metrics] for name, impl in impls.items()}
     for _ in range(settings.w1_check_epochs):  # also the warm-up (jit compilation)
         for name, impl in impls.items():
-            losses[name].append(impl.epoch())
-    check_losses("w1", losses, report)
+            impl.epoch()
+            metrics[name].append(impl.metrics)
+    check_losses("w1", metrics, report)
 
     units = {name: repeated(impl.epoch, W1_EPOCHS_PER_CALL) for name, impl in impls.items()}
     warm_up = {name: impl.epoch for name, impl in impls.items()}
@@ -381,11 +397,12 @@ def run_w2(
         impls["pytorch nn + optim"] = bench_w2.Torch(libs["torch"], params, data, config)
     if "jax" in libs:
         impls["jax jit"] = bench_w2.Jax(libs["jax"], params, data, config)
-    losses = {name: [] for name in impls}
+    metrics = {name: [] for name in impls}
     for _ in range(settings.w2_check_epochs):  # also the warm-up (jit compilation)
         for name, impl in impls.items():
-            losses[name].append(impl.epoch())
-    check_losses("w2", losses, report)
+            impl.epoch()
+            metrics[name].append(impl.metrics)
+    check_losses("w2", metrics, report)
 
     units = {name: impl.epoch for name, impl in impls.items()}
     if ceilings is not None:
