@@ -161,6 +161,37 @@ def test_validation_is_carved_from_training_data_only():
     assert snapshots[-1].valid.loss == pytest.approx(dense.loss, rel=1e-6)
 
 
+def _ink_in_boxes(x: np.ndarray, seed: int) -> np.ndarray:
+    """``x`` (m, 784) with each image blank outside a random box, as digits on a page."""
+    rng = np.random.default_rng(seed)
+    images = x.reshape(-1, 28, 28).copy()
+    for image in images:
+        top, left = rng.integers(0, 14, 2)
+        bottom, right = rng.integers(15, 29, 2)
+        ink = np.zeros((28, 28), bool)
+        ink[top:bottom, left:right] = True
+        image[~ink] = 0
+    return images.reshape(len(x), -1)
+
+
+def test_a_stochastic_fold_evaluates_the_held_out_sets_from_their_packed_blocks():
+    data = synthetic(m=60, m_test=4500)  # more than one packed block of 2,046 rows
+    data = attrs.evolve(
+        data, x_train=_ink_in_boxes(data.x_train, 1), x_test=_ink_in_boxes(data.x_test, 2)
+    )
+    cfg = config("validation")
+    held_out = packed_batches(cfg, data, with_train=False)
+    assert [batch.m for batch in held_out] == [4500, 12]
+    differs = False
+    for snapshot in train(cfg, data):
+        assert (snapshot.test, snapshot.valid) == metrics_of(snapshot.params, held_out)
+        dense = evaluate(snapshot.params, data.x_test, data.y_test)
+        assert snapshot.test.accuracy == dense.accuracy
+        assert snapshot.test.loss == pytest.approx(dense.loss, rel=1e-6)
+        differs |= snapshot.test.loss != dense.loss
+    assert differs  # else this test could not tell packed blocks from dense ones
+
+
 def test_early_stopping_stops_and_records_the_best_epoch(tmp_path):
     data = synthetic(m=60)
     cfg = Config(hidden=(4,), epochs=60, batch_size=10, lr=0.5, validation=20, patience=3)
