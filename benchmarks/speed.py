@@ -97,10 +97,14 @@ TARGETS = {
     "rss": ("peak RSS of the reference run (MB)", "<=", 600.0),
 }
 
-# Largest |loss - purenet's loss| accepted as "the same work": float32 against float64
-# and different summation orders differ by far less; a real difference (another lr,
-# another init, a wrong gradient) by far more.
-LOSS_TOLERANCE = {"w1": 1e-4, "w2": 2e-3}
+# Largest |loss - purenet's loss| accepted as "the same work", for the train and the test
+# loss: float32 against float64 and different summation orders differ by far less; a real
+# difference (another lr, another init, a wrong gradient, the wrong test set) by far more.
+# Mini-batch trajectories drift apart with rounding over hundreds of steps, and the test
+# loss at an epoch's end shows the drift more than the train loss, a mean over the epoch:
+# after two W2 epochs PyTorch's test loss differed by 3.0e-3 and JAX's by 1.3e-3 (train:
+# 2.6e-4 and 7.7e-6), while PyTorch's test loss of purenet's own params agreed to 1e-8.
+LOSS_TOLERANCE = {"w1": (1e-4, 1e-4), "w2": (2e-3, 1e-2)}
 Pair = tuple[tuple[float, float], tuple[float, float]]  # ((train loss, acc), (test loss, acc))
 
 
@@ -251,7 +255,7 @@ def check_losses(label: str, metrics: dict[str, list[Pair]], report: Report) -> 
     """Print each implementation's largest train and test loss differences from
     purenet's, epoch by epoch (``metrics[name]`` holds one (train, test) pair of (loss,
     accuracy) per epoch)."""
-    tolerance = LOSS_TOLERANCE[label]
+    tolerances = LOSS_TOLERANCE[label]
 
     def losses(name: str, part: int) -> np.ndarray:
         return np.array([epoch[part][0] for epoch in metrics[name]])
@@ -267,10 +271,12 @@ def check_losses(label: str, metrics: dict[str, list[Pair]], report: Report) -> 
             float(np.max(np.abs(losses(name, part) - ours)))
             for part, ours in enumerate((train, test))
         ]
-        same = all(diff <= tolerance for diff in diffs)  # False for NaN too
+        same = all(d <= t for d, t in zip(diffs, tolerances, strict=True))  # False for NaN
         if not same:
             report.mismatches.append(f"{label}: {name} (max loss difference {max(diffs):.3g})")
-        verdict = "same work" if same else f"MISMATCH (tolerance {tolerance:g})"
+        verdict = (
+            "same work" if same else f"MISMATCH (tolerances {tolerances[0]:g}, {tolerances[1]:g})"
+        )
         print(
             f"  {name:<24} max |loss - purenet's| = {diffs[0]:.2e} train, {diffs[1]:.2e} test: "
             f"{verdict}"
