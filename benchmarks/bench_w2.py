@@ -127,6 +127,11 @@ class Torch:
         )
         return loss_sum / m
 
+    def test_loss_of(self, params: Params) -> float:
+        """The test loss of ``params``, computed as this implementation computes its own."""
+        model = torch_model(self.torch, params)
+        return torch_metrics(self.torch, model, self.x_test, self.y_test)[0]
+
 
 class Jax:
     """JAX: one ``jax.jit``-compiled step per batch (gather, ``jax.value_and_grad``,
@@ -175,3 +180,8 @@ class Jax:
             (float(test_loss), int(test_correct) / len(self.y_test)),
         )
         return loss_sum / m
+
+    def test_loss_of(self, params: Params) -> float:
+        """The test loss of ``params``, computed as this implementation computes its own."""
+        loss, _ = self._evaluate(jax_params(self.jax, params), self.x_test, self.y_test)
+        return float(loss)

@@ -36,7 +36,10 @@ def shift_images(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
     line land in the neighbouring line, so those columns are then cleared.
     """
     n, pixels = x.shape
-    dy, dx = np.asarray(dy, dtype=np.intp), np.asarray(dx, dtype=np.intp)
+    dy, dx = np.asarray(dy), np.asarray(dx)
+    if dy.dtype.kind not in "iu" or dx.dtype.kind not in "iu":
+        raise TypeError(f"shifts must be whole numbers of pixels, got {dy.dtype} and {dx.dtype}")
+    dy, dx = dy.astype(np.intp), dx.astype(np.intp)  # (no int8 overflow below)
     reach = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
     margin = reach * (SIDE + 1)  # the longest flat shift
     padded = np.zeros((n, pixels + 2 * margin), x.dtype)

@@ -72,6 +72,14 @@ def test_each_image_moves_by_its_own_shift(case):
         assert out[i].tobytes() == expected.ravel().tobytes()
 
 
+def test_shifts_must_be_whole_pixels():
+    x = np.zeros((2, 784), np.float32)
+    with pytest.raises(TypeError, match="whole numbers"):
+        shift_images(x, np.array([1.5, 0.0]), np.array([0, 0]))
+    big = np.array([100, -100], dtype=np.int8)  # far out of frame, and no int8 overflow
+    assert not shift_images(np.ones((2, 784), np.float32), big, big).any()
+
+
 @given(images, st.integers(0, 1000))
 def test_same_key_same_images_and_values_stay_in_unit_range(x, epoch):
     for kwargs in ({"max_shift": 2}, {"max_shift": 2, "max_rotate": 15, "max_scale": 0.15}):
