@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
-from purenet import __version__
 from purenet.animate import (
     DEFAULT_FPS,
     default_stride,
@@ -25,7 +24,7 @@ from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
 from purenet.history import History
 from purenet.keyframes import params_at
 from purenet.plot import save_figure, training_figure
-from purenet.replay import matches_record, replay, starting_keyframe
+from purenet.replay import describe_mismatch, replay, starting_keyframe
 from purenet.runner import figure_title
 from purenet.runs import Run, list_runs, save_params
 from purenet.train import Snapshot
@@ -40,22 +39,9 @@ def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
 
 
 def record_mismatch(run: Run, snapshot: Snapshot, rows) -> str | None:
-    """None when the replayed ``snapshot`` equals its recorded row bit for bit; else why
-    not, in one line that names the purenet version which recorded the run if it is not
-    this one."""
-    row = rows[snapshot.epoch]
-    if matches_record(snapshot, row):
-        return None
-    recorded_by = run.meta.get("purenet_version")
-    why = (
-        f" (the run was recorded by purenet {recorded_by}, this is {__version__}, and "
-        "versions may round floats differently)"
-        if recorded_by != __version__
-        else ""
-    )
-    return (
-        f"the replayed metrics of epoch {snapshot.epoch} differ from the recorded row: {row}{why}"
-    )
+    """None when the replayed ``snapshot`` equals its recorded row bit for bit; else one
+    line naming the columns that differ and the likely cause."""
+    return describe_mismatch(run, snapshot, rows[snapshot.epoch])
 
 
 def _metrics_line(snapshot: Snapshot) -> str:
@@ -184,11 +170,24 @@ def evaluate_command(
     run_folder: RunArgument, epoch: EpochOption = None, data: DataOption = None
 ) -> None:
     """Test loss and accuracy, per-class accuracy and the confusion matrix of a run's
-    params at an epoch (default: the last)."""
+    params at an epoch (default: the last).
+
+    The params are replayed and checked against the record; if they differ (another
+    purenet, BLAS or CPU), a warning on stderr says so and gives the recorded figures.
+    """
     try:
-        run, _, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
+        run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
     except PurenetError as exc:
         raise fail(str(exc)) from None
+    mismatch = record_mismatch(run, snapshot, rows)
+    if mismatch is not None:
+        recorded = rows[snapshot.epoch]
+        typer.echo(
+            f"purenet: warning: {mismatch}. What follows is computed from the replayed "
+            f"params; the record says test loss {recorded.test_loss:.4f}, test accuracy "
+            f"{recorded.test_acc:.2%}",
+            err=True,
+        )
     n_classes = run.config.sizes[-1]
     confusion = confusion_matrix(
         dataset.y_test, predictions(snapshot.params, dataset.x_test), n_classes

@@ -15,24 +15,23 @@ the result is the same, bit for bit, whatever the number of threads.
 multiplies small matrices with kernels that read their operands where they lie instead
 of first copying them into packed panels. For these skinny products the copy is most of
 the work: a product of a 112-row tile with a 784 x 10 matrix measured 30-45% faster per
-row here than one product over 1,024 rows. Such a small product runs on one thread, so
-parallelism comes from running blocks on threads instead.
+row here than one product over 1,024 rows.
+
+Every product runs on one BLAS thread; parallelism comes from running blocks on
+purenet's threads (see :mod:`purenet.threads`). Layers too wide to tile (784 x 512) get
+smaller blocks, so that even a mini-batch of 128 makes one block per core.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-import os
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import attrs
 import numpy as np
 
-from purenet.errors import ConfigError
+from purenet.threads import default_workers, run_tasks
 
 # Multiply-adds (rows x n_in x n_out) of one tile's product: small enough for OpenBLAS's
 # small-matrix path in every operand order we use (measured: 112 rows of 784 x 10 take
@@ -40,27 +39,11 @@ from purenet.errors import ConfigError
 SMALL_PRODUCT = 880_000
 MIN_TILE_ROWS = 16  # below this, tiles cost more in calls than they save in copies
 BLOCK_ROWS = 1024  # rows per block (rounded to whole tiles); 3 MB of reference x
-
-THREADS_VARIABLE = "PURENET_THREADS"  # caps the threads, e.g. on a shared machine
+# Below this, a block of a wide layer costs more in BLAS's copies of the weights into
+# packed panels than it gains in parallelism.
+MIN_WIDE_BLOCK_ROWS = 64
 
 T = TypeVar("T")
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
-def default_workers() -> int:
-    """Threads for blocks: ``$PURENET_THREADS`` when set, else every available core."""
-    value = os.environ.get(THREADS_VARIABLE, "").strip()
-    if not value:
-        return available_cores()
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{THREADS_VARIABLE} must be a whole number >= 1, not {value!r}")
-    return int(value)
 
 
 def wide(n_in: int, n_out: int) -> bool:
@@ -83,8 +66,8 @@ class Plan:
     Attributes:
         blocks: consecutive row ranges covering ``0..m``.
         tiles: per layer, rows per tile, or None for one product per block.
-        workers: threads that run blocks (1: run them in the calling thread and let BLAS
-            use its own threads, which wide layers need).
+        workers: purenet threads that run blocks (BLAS itself runs on one thread; see
+            :mod:`purenet.threads`).
     """
 
     blocks: tuple[slice, ...]
@@ -99,6 +82,17 @@ def default_block_rows(shapes: Sequence[tuple[int, int]], target: int = BLOCK_RO
     return max(1, round(target / first)) * first
 
 
+def wide_block_rows(m: int) -> int:
+    """Rows per block of an ``m``-row batch through a network with a wide layer: an
+    eighth of the batch, from :data:`MIN_WIDE_BLOCK_ROWS` to :data:`BLOCK_ROWS` rows.
+
+    A mini-batch of 128 then makes two blocks, one per core of a 2-core machine. It
+    depends on ``m`` only, never on the number of threads, because it decides the order
+    in which the blocks' gradients are added.
+    """
+    return min(BLOCK_ROWS, max(MIN_WIDE_BLOCK_ROWS, m // 8))
+
+
 def plan(
     m: int,
     shapes: Sequence[tuple[int, int]],
@@ -107,23 +101,22 @@ def plan(
 ) -> Plan:
     """The plan for ``m`` rows through layers whose weights have ``shapes`` (n_in, n_out).
 
-    ``block_rows`` overrides the block size, ``workers`` the number of threads (default:
-    :func:`default_workers` when all of a block's products are small enough to run on one
-    thread; otherwise 1, and BLAS uses its own threads). ``workers`` never changes a
+    ``block_rows`` overrides the block size (default: :func:`default_block_rows`, or
+    :func:`wide_block_rows` when a layer is wide), ``workers`` the number of threads
+    (default: :func:`purenet.threads.default_workers`). ``workers`` never changes a
     result; ``block_rows`` decides the order of float additions.
     """
     tiles = tuple(tile_rows(n_in, n_out) for n_in, n_out in shapes)
     if block_rows is None:
-        block_rows = default_block_rows(shapes)
+        if any(wide(n_in, n_out) for n_in, n_out in shapes):
+            block_rows = wide_block_rows(m)
+        else:
+            block_rows = default_block_rows(shapes)
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, not {block_rows}")
     blocks = tuple(slice(start, min(start + block_rows, m)) for start in range(0, m, block_rows))
-    single_threaded = all(
-        tile is not None or block_rows * n_in * n_out <= SMALL_PRODUCT
-        for tile, (n_in, n_out) in zip(tiles, shapes, strict=True)
-    )
     if workers is None:
-        workers = default_workers() if single_threaded else 1
+        workers = default_workers()
     return Plan(blocks, tiles, max(1, min(workers, len(blocks))))
 
 
@@ -172,49 +165,6 @@ def tiled_weight_grad(a: np.ndarray, dz: np.ndarray, tile: int | None) -> np.nda
     if whole < rows:
         total += dz[whole:].T @ a[whole:]
     return total.T
-
-
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)
-_pool_lock = threading.Lock()
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """A pool of at least ``workers`` threads, made once per process (a forked child
-    inherits the pool but not its threads, so it makes its own)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="purenet-block")
-            _pool = (os.getpid(), workers, pool)
-        return _pool[2]
-
-
-def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
-    """``[task() for task in tasks]``, on ``workers`` threads; results in task order.
-
-    Each task must be pure; NumPy and BLAS release the GIL while they compute, so the
-    threads run in parallel.
-    """
-    if workers <= 1 or len(tasks) <= 1:
-        return [task() for task in tasks]
-    results: list = [None] * len(tasks)
-    claims = itertools.count()  # next() on it is atomic: each task is claimed once
-
-    def drain() -> None:
-        while (i := next(claims)) < len(tasks):
-            results[i] = tasks[i]()
-
-    # Threads claim tasks as they become free, so one that starts late or runs slow
-    # leaves its share to the others (with a busy loop on one core, the reference epoch
-    # measured 41 ms this way against 44 ms with fixed shares). The calling thread works
-    # too. Which thread runs a task never changes its result.
-    others = [_executor(workers - 1).submit(drain) for _ in range(workers - 1)]
-    try:
-        drain()
-    finally:
-        for future in others:
-            future.result()  # waits even if the caller failed
-    return results
 
 
 def map_blocks(work: Callable[[slice], T], plan: Plan) -> list[T]:

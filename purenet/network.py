@@ -27,6 +27,7 @@ import numpy as np
 from purenet import blocks
 from purenet.packing import PackedBatch, drop_blank_columns
 from purenet.params import Activation, Layer, Params, frozen_result
+from purenet.threads import run_tasks
 
 
 @attrs.frozen
@@ -334,7 +335,7 @@ def metrics_of(
     ``block_rows`` applies to the pairs; a packed batch keeps the blocks it was packed in.
     """
     tasks, spans, threads = _batch_metric_tasks(params, batches, block_rows, workers)
-    return _metrics_by_span(blocks.run_tasks(tasks, threads), spans, batches)
+    return _metrics_by_span(run_tasks(tasks, threads), spans, batches)
 
 
 def _batch_metric_tasks(
@@ -472,7 +473,7 @@ def value_and_grads(
         raise ValueError("dropout needs a dropout_key")
     layers = _Layers.prepare(params, len(y), block_rows, workers)
     tasks = _gradient_tasks(layers, (x, y), dropout, dropout_key)
-    return _gradient_of(blocks.run_tasks(tasks, layers.plan.workers), len(y), params.activation)
+    return _gradient_of(run_tasks(tasks, layers.plan.workers), len(y), params.activation)
 
 
 def _gradient_tasks(
@@ -537,7 +538,7 @@ def value_grads_and_metrics(
     tasks = _gradient_tasks(layers, train)
     n_train = len(tasks)
     held_out, spans, threads = _batch_metric_tasks(params, others, block_rows, workers, n_train)
-    results = blocks.run_tasks(tasks + held_out, max(threads, layers.plan.workers))
+    results = run_tasks(tasks + held_out, max(threads, layers.plan.workers))
     metrics, g = _gradient_of(results[:n_train], _size(train), params.activation)
     return metrics, g, _metrics_by_span(results, spans, others)
 

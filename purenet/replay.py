@@ -13,10 +13,11 @@ import math
 
 import attrs
 
+from purenet import __version__
 from purenet.data import Dataset
 from purenet.history import Row
 from purenet.runner import check_data
-from purenet.runs import Run, RunError
+from purenet.runs import Run, RunError, computed_with
 from purenet.train import Snapshot, train
 
 
@@ -49,11 +50,63 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
     raise RunError(f"run {run.name} diverged before epoch {epoch} while replaying")
 
 
-def matches_record(snapshot: Snapshot, row: Row) -> bool:
-    """True when the snapshot's metrics equal the recorded row bit for bit (NaN, for an
-    absent validation set, equals NaN)."""
+def differing_columns(snapshot: Snapshot, row: Row) -> list[tuple[str, float, float]]:
+    """The metrics in which the snapshot differs from the recorded row, bit for bit, as
+    ``(column, recorded, replayed)`` (NaN, for an absent validation set, equals NaN)."""
     again = Row.of(snapshot, row.seconds)
-    return all(
-        a == b or (math.isnan(a) and math.isnan(b))
-        for a, b in zip(attrs.astuple(again), attrs.astuple(row), strict=True)
+    return [
+        (field.name, b, a)
+        for field, a, b in zip(
+            attrs.fields(Row), attrs.astuple(again), attrs.astuple(row), strict=True
+        )
+        if field.name != "seconds" and not (a == b or (math.isnan(a) and math.isnan(b)))
+    ]
+
+
+def matches_record(snapshot: Snapshot, row: Row) -> bool:
+    """True when the snapshot's metrics equal the recorded row bit for bit."""
+    return not differing_columns(snapshot, row)
+
+
+def likely_cause(run: Run) -> str:
+    """Why a faithful replay of ``run`` may round differently here, as far as the run's
+    record tells: another purenet version, another BLAS or BLAS kernel family, another
+    CPU. Every other setting (threads included) does not change a bit."""
+    recorded = run.meta.get("computed_with")
+    here = computed_with()
+    if run.meta.get("purenet_version") != __version__:
+        return (
+            f"the run was recorded by purenet {run.meta.get('purenet_version')}, this is "
+            f"{__version__}, and versions may add floats in another order"
+        )
+    if not isinstance(recorded, dict):
+        return "the run does not record the BLAS it was computed with"
+    changed = [
+        f"{key} {recorded.get(key, 'unset')!r} then, {here.get(key, 'unset')!r} now"
+        for key in sorted(set(recorded) | set(here))
+        if recorded.get(key) != here.get(key)
+    ]
+    if changed:
+        return "the run was computed differently: " + "; ".join(changed)
+    return (
+        "the run records the same purenet, BLAS and kernels as here, so the data, the "
+        "keyframes or the metrics file may have been changed"
+    )
+
+
+def describe_mismatch(run: Run, snapshot: Snapshot, row: Row) -> str | None:
+    """None when the replayed snapshot equals its recorded row bit for bit; else one line
+    naming each column that differs (recorded and replayed values, relative difference)
+    and the likely cause."""
+    columns = differing_columns(snapshot, row)
+    if not columns:
+        return None
+    parts = []
+    for name, recorded, replayed in columns:
+        scale = max(abs(recorded), abs(replayed))
+        relative = abs(recorded - replayed) / scale if scale else math.inf
+        parts.append(f"{name} {recorded!r} recorded, {replayed!r} replayed ({relative:.1e} apart)")
+    return (
+        f"the replayed metrics of epoch {snapshot.epoch} of run {run.name} differ from the "
+        f"recorded row: {'; '.join(parts)}. Likely cause: {likely_cause(run)}"
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import platform
 import re
 import socket
 import zipfile
@@ -37,6 +38,7 @@ from purenet.errors import ConfigError, PurenetError
 from purenet.history import Row, csv_header, csv_line, parse_rows
 from purenet.optim import TrainState
 from purenet.params import Layer, Params
+from purenet.threads import blas_description
 from purenet.train import Config
 
 SCHEMA_VERSION = 1
@@ -96,6 +98,18 @@ def params_from_npz(
             raise RunError(f"{path}: layer {i} holds {w.dtype}, not floats")
         layers.append(Layer(w, b))
     return Params(tuple(layers), activation)
+
+
+def computed_with() -> dict[str, str]:
+    """What decides the last bits of this process's results beside the config and data:
+    the BLAS, its kernels and the CPU (see :func:`purenet.threads.blas_description`).
+    Recorded in every run's config.json, so a replay that rounds differently can say why.
+    """
+    return {
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        **blas_description(),
+    }
 
 
 def _read_json(path: Path) -> dict:
@@ -162,6 +176,7 @@ class Run:
             "purenet_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": config.to_json(),
+            "computed_with": computed_with(),
             "keyframe_every": keyframe_every,
             "data": {
                 "folder": str(Path(data_folder).resolve()) if data_folder else None,

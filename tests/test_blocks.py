@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import random_network
 
-from purenet import blocks
+from purenet import blocks, threads
 from purenet.errors import ConfigError
 from purenet.network import evaluate, forward, value_and_grads, value_grads_and_metrics
 from purenet.params import init_params, map_params
@@ -35,21 +35,25 @@ def test_blocks_cover_the_batch_in_order(m, n_in, n_out, block_rows, workers):
             assert plan.blocks[0].stop == m or plan.blocks[0].stop % tile == 0
 
 
-def test_the_reference_network_is_tiled_and_threaded_and_a_wide_one_is_left_to_blas():
+def test_the_reference_network_is_tiled_and_a_wide_batch_is_cut_for_both_cores():
     reference = blocks.plan(63_000, [(784, 10), (10, 10)], workers=None)
     assert reference.tiles == (112, None)
-    assert reference.workers == min(blocks.available_cores(), len(reference.blocks))
+    assert reference.workers == min(threads.available_cores(), len(reference.blocks))
     assert {b.stop - b.start for b in reference.blocks[:-1]} == {1008}
-    wide = blocks.plan(128, [(784, 512), (512, 10)])
-    assert wide.tiles[0] is None and wide.workers == 1 and len(wide.blocks) == 1
+    wide = blocks.plan(128, [(784, 512), (512, 10)], workers=2)
+    assert wide.tiles[0] is None and wide.workers == 2
+    assert [(b.start, b.stop) for b in wide.blocks] == [(0, 64), (64, 128)]
+    # the blocks depend on the batch size only, never on the threads
+    assert blocks.plan(128, [(784, 512), (512, 10)], workers=1).blocks == wide.blocks
+    assert {b.stop - b.start for b in blocks.plan(60_000, [(784, 512)]).blocks[:-1]} == {1024}
 
 
 def test_purenet_threads_caps_the_threads(monkeypatch):
-    monkeypatch.setenv(blocks.THREADS_VARIABLE, "1")
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "1")
     assert blocks.plan(63_000, [(784, 10), (10, 10)]).workers == 1
-    monkeypatch.setenv(blocks.THREADS_VARIABLE, "3")
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "3")
     assert blocks.plan(63_000, [(784, 10), (10, 10)]).workers == 3
-    monkeypatch.setenv(blocks.THREADS_VARIABLE, "0")
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "0")
     with pytest.raises(ConfigError, match="PURENET_THREADS"):
         blocks.plan(63_000, [(784, 10), (10, 10)])
 

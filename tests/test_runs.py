@@ -19,7 +19,7 @@ from test_train import synthetic
 
 import purenet.atomic
 from purenet.params import same_array
-from purenet.replay import matches_record, replay
+from purenet.replay import describe_mismatch, matches_record, replay
 from purenet.runner import prepare_resume, record_training
 from purenet.runs import SNAPSHOT_DIR, Run, RunError, keyframe_name, list_runs
 from purenet.train import Config
@@ -53,6 +53,28 @@ def test_every_epoch_replays_to_the_snapshot_training_yielded(tmp_path):
         for old, new in zip(snapshot.params.layers, again.params.layers, strict=True):
             assert old.w.tobytes() == new.w.tobytes() and old.b.tobytes() == new.b.tobytes()
         assert matches_record(again, rows[snapshot.epoch])
+
+
+def test_a_mismatch_names_the_columns_and_the_likely_cause(tmp_path):
+    data = synthetic()
+    run_, _, _ = recorded_run(tmp_path / "r", Config(hidden=(6,), epochs=3), 2, data)
+    meta = Run.open(run_.folder).meta
+    assert meta["computed_with"]["blas_threads"].startswith("1")
+    again = replay(run_, 3, data)
+    row = Run.open(run_.folder).rows()[3]
+    assert describe_mismatch(run_, again, row) is None
+    tampered = attrs.evolve(row, test_acc=row.test_acc + 1e-3)
+    message = describe_mismatch(run_, again, tampered)
+    assert "test_acc" in message and "train_loss" not in message
+    assert repr(tampered.test_acc) in message and repr(row.test_acc) in message
+    assert "same purenet, BLAS and kernels" in message
+    meta["computed_with"]["blas"] = "openblas 0.3.31 (SkylakeX)"
+    (run_.folder / "config.json").write_text(json.dumps(meta))
+    message = describe_mismatch(Run.open(run_.folder), again, tampered)
+    assert "SkylakeX" in message and "computed differently" in message
+    meta["purenet_version"] = "0.0.1"
+    (run_.folder / "config.json").write_text(json.dumps(meta))
+    assert "recorded by purenet 0.0.1" in describe_mismatch(Run.open(run_.folder), again, tampered)
 
 
 def test_replay_refuses_epochs_outside_the_run(tmp_path):
@@ -212,6 +234,23 @@ def test_cli_evaluate_prints_per_class_accuracy_and_a_confusion_matrix(
     assert images == counts.sum(axis=1).tolist()
     accuracy = float(lines[0].split("test accuracy ")[1].split("%")[0]) / 100
     assert accuracy == pytest.approx(np.trace(counts) / 7000, abs=5e-5)
+
+
+def test_cli_evaluate_warns_with_the_recorded_figures_when_the_replay_differs(
+    cli_run, mnist_dir, tmp_path
+):
+    folder = tmp_path / "copy"
+    shutil.copytree(cli_run, folder)
+    metrics = folder / "metrics.csv"
+    lines = metrics.read_text().splitlines()
+    fields = lines[-1].split(",")
+    fields[4] = repr(float(fields[4]) - 0.01)  # the test accuracy on record
+    metrics.write_text("\n".join([*lines[:-1], ",".join(fields)]) + "\n")
+    result = run(["evaluate", folder], tmp_path, data=mnist_dir)
+    assert result.returncode == 0, result.stderr
+    warning = result.stderr.strip()
+    assert warning.startswith("purenet: warning: ") and "\n" not in warning
+    assert "test_acc" in warning and f"{float(fields[4]):.2%}" in warning
 
 
 def test_cli_runs_lists_status_and_progress(cli_run, tmp_path):

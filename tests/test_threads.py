@@ -1,0 +1,89 @@
+"""purenet's threads and BLAS's: the cores a process may use, and BLAS kept to one thread
+while purenet computes, then given back as it was."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+from purenet import threads
+
+
+def _blas_threads() -> list[int]:
+    return [
+        info["num_threads"]
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    ]
+
+
+def test_blas_runs_on_one_thread_inside_purenet_and_is_restored_after():
+    seen = []
+    with threadpoolctl.threadpool_limits(2, "blas"):
+        before = _blas_threads()
+        threads.run_tasks([lambda: seen.append(_blas_threads())] * 3, workers=2)
+        assert _blas_threads() == before
+    assert seen and all(counts == [1] * len(before) for counts in seen)
+
+
+def test_single_threaded_blas_nests_and_restores_on_error():
+    with threadpoolctl.threadpool_limits(2, "blas"):
+        before = _blas_threads()
+        with pytest.raises(RuntimeError):
+            with threads.single_threaded_blas():
+                with threads.single_threaded_blas():
+                    assert _blas_threads() == [1] * len(before)
+                assert _blas_threads() == [1] * len(before)  # still inside the outer one
+                raise RuntimeError
+        assert _blas_threads() == before
+
+
+def test_run_tasks_keeps_task_order_and_raises_a_task_error():
+    assert threads.run_tasks([lambda i=i: i * i for i in range(20)], workers=3) == [
+        i * i for i in range(20)
+    ]
+
+    def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        threads.run_tasks([lambda: 1, fail, lambda: 2], workers=2)
+
+
+@pytest.mark.parametrize(
+    ("files", "cores"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_the_cgroup_cpu_quota_is_read_in_cores(tmp_path, files, cores):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads._cgroup_cpu_limit(tmp_path) == cores
+
+
+def test_available_cores_respects_affinity_and_quota(monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: None)
+    assert threads.available_cores() == 4
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 1.5)
+    assert threads.available_cores() == 2
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 0.2)
+    assert threads.available_cores() == 1
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 8.0)
+    assert threads.available_cores() == 1
+
+
+def test_blas_description_names_the_kernels():
+    described = threads.blas_description()
+    assert described["blas_threads"].startswith("1")
+    assert np.ones((2, 2)) @ np.ones((2, 2)) is not None  # NumPy's BLAS is loaded
+    assert described["blas"] != "none found"
