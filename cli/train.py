@@ -23,6 +23,7 @@ from cli.common import (
 from cli.data import training_data
 from cli.live import chain, live_view
 from cli.progress import TrainingProgress
+from purenet._engine.threads import default_workers
 from purenet.data import Split
 from purenet.errors import ConfigError, PurenetError
 from purenet.optim import Schedule
@@ -30,7 +31,6 @@ from purenet.params import Activation, Init
 from purenet.presets import PRESETS, describe, preset_config
 from purenet.runner import Outcome, prepare_resume, record_training
 from purenet.runs import DEFAULT_KEYFRAME_EVERY, DIVERGED, INTERRUPTED, Run
-from purenet.threads import default_workers
 from purenet.train import OPTIMIZERS, Config
 
 EXIT_INTERRUPTED = 130

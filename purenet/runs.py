@@ -33,12 +33,12 @@ from typing import IO
 import numpy as np
 
 from purenet import __version__
+from purenet._engine.threads import blas_description
 from purenet.atomic import atomic_save, atomic_write_text
 from purenet.errors import ConfigError, PurenetError
 from purenet.history import Row, csv_header, csv_line, parse_rows
 from purenet.optim import TrainState
 from purenet.params import Layer, Params
-from purenet.threads import blas_description
 from purenet.train import Config
 
 SCHEMA_VERSION = 1
@@ -102,7 +102,7 @@ def params_from_npz(
 
 def computed_with() -> dict[str, str]:
     """What decides the last bits of this process's results beside the config and data:
-    the BLAS, its kernels and the CPU (see :func:`purenet.threads.blas_description`).
+    the BLAS, its kernels and the CPU (see :func:`purenet._engine.threads.blas_description`).
     Recorded in every run's config.json, so a replay that rounds differently can say why.
     """
     return {

@@ -29,7 +29,8 @@ from collections.abc import Iterator
 import attrs
 import numpy as np
 
-from purenet import blocks
+from purenet._engine import blocks
+from purenet._engine.packing import PACKED_BLOCK_ROWS, PackedBatch, pack
 from purenet.augment import augment
 from purenet.data import N_CLASSES, N_PIXELS, Dataset, Split
 from purenet.errors import ConfigError
@@ -45,7 +46,6 @@ from purenet.optim import (
     apply_gradient,
     step,
 )
-from purenet.packing import PACKED_BLOCK_ROWS, PackedBatch, pack
 from purenet.params import Activation, Init, Params, init_params
 
 # A mean cross-entropy above this means the true class gets probability below e^-1000 on
@@ -331,7 +331,7 @@ def train(config: Config, data: Dataset, start: TrainState | None = None) -> Ite
 def packed_batches(
     config: Config, data: Dataset, arrays: _Arrays | None = None, with_train: bool = True
 ) -> list[PackedBatch]:
-    """The fold's data, packed once (see :mod:`purenet.packing`): the training set (unless
+    """The fold's data, packed once (see :mod:`purenet._engine.packing`): the training set (unless
     ``with_train`` is False), the test set and, if held out, the validation set, in that
     order. ``arrays`` is ``hold_out_validation(data, config.validation, config.seed)``, if
     already made. The full-batch fold trains and evaluates on all of them; the stochastic

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import random_network
 
-from purenet import blocks, threads
+from purenet._engine import blocks, threads
 from purenet.errors import ConfigError
 from purenet.network import evaluate, forward, value_and_grads, value_grads_and_metrics
 from purenet.params import init_params, map_params

@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import random_network
 
-from purenet.network import metrics_of, value_and_grads, value_grads_and_metrics
-from purenet.packing import (
+from purenet._engine.packing import (
     MIN_BLANK_FRACTION,
     block_order,
     drop_blank_columns,
     ink_boxes,
     pack,
 )
+from purenet.network import metrics_of, value_and_grads, value_grads_and_metrics
 from purenet.params import init_params
 
 

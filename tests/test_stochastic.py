@@ -9,8 +9,10 @@ from strategies import random_network
 from test_network import _assert_close_grads, _numeric_grads
 from test_train import synthetic
 
-from purenet.network import _Layers, _trace, evaluate, forward, metrics_of, value_and_grads
+from purenet import reference
+from purenet.network import evaluate, forward, metrics_of, value_and_grads
 from purenet.params import Activation, Layer, Params, init_params
+from purenet.reference import dropout_masks
 from purenet.replay import matches_record, replay
 from purenet.runner import prepare_resume, record_training
 from purenet.runs import Run
@@ -115,14 +117,32 @@ def test_dropout_is_off_at_evaluation_and_keeps_the_expected_fraction():
     # Count surviving units through the gradient of the first layer's bias: a dropped
     # unit's pre-activation gets no gradient from any sample.
     for rate in (0.2, 0.5):
-        rng = np.random.default_rng(1)
-        _, _, _, masks, _ = _trace(_Layers.prepare(params, len(x), None, 1), x, rate, rng)
+        masks = dropout_masks((len(x),), (400,), rate, (1,), np.float64)
         kept = np.mean(masks[0] > 0)
         assert kept == pytest.approx(1 - rate, abs=0.01)
         assert np.allclose(masks[0][masks[0] > 0], 1 / (1 - rate))
     with_dropout = value_and_grads(params, x, y, dropout=0.5, dropout_key=(1,))[0]
     without = value_and_grads(params, x, y)[0]
     assert with_dropout != without and without == evaluate(params, x, y)
+
+
+def test_dropout_masks_do_not_depend_on_the_blocks():
+    """The masks are drawn per batch: cutting the batch into other blocks changes the
+    rounding of the sums, never which units are dropped."""
+    params = init_params((20, 30, 3), seed=0, dtype=np.float64)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 20)), rng.integers(0, 3, 40)
+    masks = dropout_masks((40,), (30,), 0.5, (7,), np.float64)
+    expected = reference.value_and_grads(params, x, y, masks)
+    for block_rows in (40, 16, 7, 1):
+        metrics, g = value_and_grads(
+            params, x, y, dropout=0.5, dropout_key=(7,), block_rows=block_rows, workers=2
+        )
+        assert metrics.loss == pytest.approx(expected[0].loss, rel=1e-12)
+        assert metrics.accuracy == expected[0].accuracy
+        for got, want in zip(g.layers, expected[1].layers, strict=True):
+            np.testing.assert_allclose(got.w, want.w, rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(got.b, want.b, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("activation", list(Activation))

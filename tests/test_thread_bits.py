@@ -2,7 +2,7 @@
 
 OpenBLAS adds a product's terms in an order that depends on its thread count, so purenet
 keeps BLAS to one thread and runs its own blocks on threads, adding the blocks' sums in a
-fixed order (see :mod:`purenet.threads`). Each case trains in a fresh process, because
+fixed order (see :mod:`purenet._engine.threads`). Each case trains in a fresh process, because
 OpenBLAS reads ``OPENBLAS_NUM_THREADS`` and ``OMP_NUM_THREADS`` when it is loaded.
 """
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from purenet import threads
+from purenet._engine import threads
 
 
 def _blas_threads() -> list[int]:

@@ -18,7 +18,7 @@ the work: a product of a 112-row tile with a 784 x 10 matrix measured 30-45% fas
 row here than one product over 1,024 rows.
 
 Every product runs on one BLAS thread; parallelism comes from running blocks on
-purenet's threads (see :mod:`purenet.threads`). Layers too wide to tile (784 x 512) get
+purenet's threads (see :mod:`purenet._engine.threads`). Layers too wide to tile (784 x 512) get
 smaller blocks, so that even a mini-batch of 128 makes one block per core.
 """
 
@@ -31,7 +31,7 @@ from typing import TypeVar
 import attrs
 import numpy as np
 
-from purenet.threads import default_workers, run_tasks
+from purenet._engine.threads import default_workers, run_tasks
 
 # Multiply-adds (rows x n_in x n_out) of one tile's product: small enough for OpenBLAS's
 # small-matrix path in every operand order we use (measured: 112 rows of 784 x 10 take
@@ -67,7 +67,7 @@ class Plan:
         blocks: consecutive row ranges covering ``0..m``.
         tiles: per layer, rows per tile, or None for one product per block.
         workers: purenet threads that run blocks (BLAS itself runs on one thread; see
-            :mod:`purenet.threads`).
+            :mod:`purenet._engine.threads`).
     """
 
     blocks: tuple[slice, ...]
@@ -103,7 +103,7 @@ def plan(
 
     ``block_rows`` overrides the block size (default: :func:`default_block_rows`, or
     :func:`wide_block_rows` when a layer is wide), ``workers`` the number of threads
-    (default: :func:`purenet.threads.default_workers`). ``workers`` never changes a
+    (default: :func:`purenet._engine.threads.default_workers`). ``workers`` never changes a
     result; ``block_rows`` decides the order of float additions.
     """
     tiles = tuple(tile_rows(n_in, n_out) for n_in, n_out in shapes)
