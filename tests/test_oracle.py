@@ -1,96 +1,104 @@
-"""The project's core against the reference formulas written literally.
+"""The reference network is right, and the training step follows it.
 
-The oracle keeps the reference's own layout (features x samples: X is (784, m), W1 is
-(10, 784)) and float64, and spells out each formula of the reference document. The core
-uses samples x features and its own code; the two must agree step after step.
+:mod:`purenet.reference` is the definition of what purenet computes; here its gradient is
+checked against finite differences of its own loss (every activation, any depth, with
+dropout masks held fixed), and plain gradient descent through purenet's training step is
+checked against gradient descent written with the reference, step after step. (The fast
+engine against the reference, on the shapes where it is fast: ``tests/test_engine.py``.)
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 
-from purenet.network import value_and_grads
+from purenet import reference
 from purenet.optim import Sgd, TrainState, step
-from purenet.params import Layer, Params
+from purenet.params import Activation, Layer, Params
 
 
-def oracle_forward(W1, b1, W2, b2, X):
-    Z1 = W1.dot(X) + b1
-    A1 = np.maximum(Z1, 0)
-    Z2 = W2.dot(A1) + b2
-    A2 = np.exp(Z2 - Z2.max(axis=0)) / np.exp(Z2 - Z2.max(axis=0)).sum(axis=0)
-    return Z1, A1, Z2, A2
+def _network(rng: np.random.Generator, sizes, activation) -> Params:
+    return Params(
+        tuple(
+            Layer(rng.normal(0, 1 / np.sqrt(a), (a, b)), rng.normal(0, 0.1, b))
+            for a, b in itertools.pairwise(sizes)
+        ),
+        activation,
+    )
 
 
-def oracle_backprop(Z1, A1, A2, W2, X, Y):
-    m = X.shape[1]
-    dZ2 = A2 - Y
-    dW2 = dZ2.dot(A1.T) / m
-    db2 = dZ2.mean(axis=1, keepdims=True)
-    dZ1 = W2.T.dot(dZ2) * (Z1 > 0)
-    dW1 = dZ1.dot(X.T) / m
-    db1 = dZ1.mean(axis=1, keepdims=True)
-    return dW1, db1, dW2, db2
+def _numeric_gradient(params: Params, x, y, masks, h: float = 1e-6) -> list[np.ndarray]:
+    """Central differences of the reference loss, parameter array by parameter array."""
+    flat = [a for layer in params.layers for a in (layer.w, layer.b)]
+    grads = []
+    for i, array in enumerate(flat):
+        g = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            losses = []
+            for sign in (1, -1):
+                moved = [a.copy() for a in flat]
+                moved[i][index] += sign * h
+                layers = tuple(Layer(w, b) for w, b in zip(moved[::2], moved[1::2], strict=True))
+                trace = reference.forward_trace(Params(layers, params.activation), x, masks)
+                losses.append(reference.cross_entropy(trace.logits, y))
+            g[index] = (losses[0] - losses[1]) / (2 * h)
+        grads.append(g)
+    return grads
 
 
-def one_hot(y, k):
-    Y = np.zeros((k, y.size))
-    Y[y, np.arange(y.size)] = 1
-    return Y
+@pytest.mark.parametrize("activation", list(Activation))
+@pytest.mark.parametrize("sizes", [(5, 3), (5, 4, 3), (6, 5, 4, 3)])
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_the_reference_gradient_is_the_derivative_of_its_loss(activation, sizes, dropout):
+    rng = np.random.default_rng(len(sizes))
+    params = _network(rng, sizes, activation)
+    x, y = rng.normal(size=(9, sizes[0])), rng.integers(0, sizes[-1], 9)
+    widths = sizes[1:-1]
+    masks = reference.dropout_masks(x.shape, widths, dropout, (3,), x.dtype) if dropout else None
+    _, analytic = reference.value_and_grads(params, x, y, masks)
+    numeric = _numeric_gradient(params, x, y, masks)
+    got = [a for layer in analytic.layers for a in (layer.w, layer.b)]
+    for a, n in zip(got, numeric, strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
 
 
-def test_core_and_literal_reference_agree_for_several_steps():
+def test_the_reference_metrics_are_the_textbook_ones():
+    rng = np.random.default_rng(1)
+    params = _network(rng, (8, 6, 4), Activation.RELU)
+    x, y = rng.normal(size=(30, 8)), rng.integers(0, 4, 30)
+    logits = reference.forward(params, x)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    metrics, _ = reference.value_and_grads(params, x, y)
+    assert metrics.loss == pytest.approx(-np.mean(np.log(probabilities[np.arange(30), y])))
+    assert metrics.accuracy == np.mean(probabilities.argmax(axis=1) == y)
+
+
+def test_training_steps_follow_gradient_descent_on_the_reference():
+    """The reference tutorial's network (784 -> 10 ReLU -> 10 softmax, here on 30
+    inputs), 25 steps of gradient descent with learning rate 0.1."""
     rng = np.random.default_rng(3)
-    n_in, n_hidden, n_out, m, lr = 30, 10, 10, 200, 0.1
-    X = rng.random((n_in, m))  # features x samples, as in the reference
-    y = rng.integers(0, n_out, m)
-    Y = one_hot(y, n_out)
-    W1 = rng.uniform(-0.5, 0.5, (n_hidden, n_in))
-    b1 = rng.uniform(-0.5, 0.5, (n_hidden, 1))
-    W2 = rng.uniform(-0.5, 0.5, (n_out, n_hidden))
-    b2 = rng.uniform(-0.5, 0.5, (n_out, 1))
-
-    def as_params():
-        return Params((Layer(W1.T, b1[:, 0]), Layer(W2.T, b2[:, 0])))
-
-    state = TrainState(as_params(), Sgd().init(as_params()), 0)
-    x = np.ascontiguousarray(X.T)  # the core's samples x features
+    lr, m = 0.1, 200
+    x, y = rng.random((m, 30)), rng.integers(0, 10, m)
+    params = Params(
+        (
+            Layer(rng.uniform(-0.5, 0.5, (30, 10)), rng.uniform(-0.5, 0.5, 10)),
+            Layer(rng.uniform(-0.5, 0.5, (10, 10)), rng.uniform(-0.5, 0.5, 10)),
+        )
+    )
+    state = TrainState(params, Sgd().init(params), 0)
     for _ in range(25):
-        Z1, A1, _, A2 = oracle_forward(W1, b1, W2, b2, X)
-        oracle_loss = -np.mean(np.log(A2[y, np.arange(m)]))
-        oracle_accuracy = np.mean(A2.argmax(axis=0) == y)
-        dW1, db1, dW2, db2 = oracle_backprop(Z1, A1, A2, W2, X, Y)
-
-        metrics, g = value_and_grads(state.params, x, y)
-        np.testing.assert_allclose(metrics.loss, oracle_loss, rtol=1e-12)
-        assert metrics.accuracy == oracle_accuracy
-        np.testing.assert_allclose(g.layers[0].w, dW1.T, rtol=1e-9, atol=1e-14)
-        np.testing.assert_allclose(g.layers[0].b, db1[:, 0], rtol=1e-9, atol=1e-14)
-        np.testing.assert_allclose(g.layers[1].w, dW2.T, rtol=1e-9, atol=1e-14)
-        np.testing.assert_allclose(g.layers[1].b, db2[:, 0], rtol=1e-9, atol=1e-14)
-
-        W1, b1, W2, b2 = W1 - lr * dW1, b1 - lr * db1, W2 - lr * dW2, b2 - lr * db2
-        state, _ = step(state, x, y, Sgd(), lr)
-        np.testing.assert_allclose(state.params.layers[0].w, W1.T, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(state.params.layers[1].b, b2[:, 0], rtol=1e-9, atol=1e-12)
-
-
-def test_a_wide_layer_that_skips_blank_columns_still_matches_the_reference():
-    """784 -> 80 is wide, so each block leaves out the input columns that are blank in all
-    of its rows (here most of them); the gradient must not notice."""
-    rng = np.random.default_rng(5)
-    n_in, n_hidden, n_out, m = 784, 80, 10, 300
-    X = rng.random((n_in, m)) * (rng.random((n_in, m)) < 0.05)
-    X[rng.random(n_in) < 0.5] = 0.0  # half the pixels blank in every sample
-    y = rng.integers(0, n_out, m)
-    W1, b1 = rng.normal(0, 0.05, (n_hidden, n_in)), rng.normal(0, 0.1, (n_hidden, 1))
-    W2, b2 = rng.normal(0, 0.3, (n_out, n_hidden)), rng.normal(0, 0.1, (n_out, 1))
-    Z1, A1, _, A2 = oracle_forward(W1, b1, W2, b2, X)
-    expected = oracle_backprop(Z1, A1, A2, W2, X, one_hot(y, n_out))
-    params = Params((Layer(W1.T, b1[:, 0]), Layer(W2.T, b2[:, 0])))
-    metrics, g = value_and_grads(params, np.ascontiguousarray(X.T), y)
-    assert np.isclose(metrics.loss, -np.mean(np.log(A2[y, np.arange(m)])), rtol=1e-12)
-    got = (g.layers[0].w.T, g.layers[0].b[:, None], g.layers[1].w.T, g.layers[1].b[:, None])
-    for a, b in zip(got, expected, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
-    assert not g.layers[0].w[(X == 0).all(axis=1)].any()  # blank inputs, no gradient
+        want, g = reference.value_and_grads(params, x, y)
+        state, got = step(state, x, y, Sgd(), lr)
+        assert got.loss == pytest.approx(want.loss, rel=1e-12)
+        assert got.accuracy == want.accuracy
+        params = Params(
+            tuple(
+                Layer(p.w - lr * d.w, p.b - lr * d.b)
+                for p, d in zip(params.layers, g.layers, strict=False)
+            )
+        )
+        for ours, theirs in zip(state.params.layers, params.layers, strict=True):
+            np.testing.assert_allclose(ours.w, theirs.w, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(ours.b, theirs.b, rtol=1e-9, atol=1e-12)
