@@ -14,7 +14,17 @@ accuracy), (test loss, accuracy))``, which the harness compares with purenet's.
 from __future__ import annotations
 
 import numpy as np
-from bench_libs import jax_loss_and_correct, jax_params, torch_metrics, torch_model, torch_tensor
+from bench_libs import (
+    jax_loss_and_correct,
+    jax_params,
+    numpy_backward,
+    numpy_forward,
+    numpy_loss_and_correct,
+    numpy_params,
+    torch_metrics,
+    torch_model,
+    torch_tensor,
+)
 
 from purenet.data import Dataset
 from purenet.params import Params
@@ -111,6 +121,42 @@ class LiteralNumpy:
         self.b1 = self.b1 - self.lr * db1
         self.W2 = self.W2 - self.lr * dW2
         self.b2 = self.b2 - self.lr * db2
+        return self._pass()
+
+
+class PlainNumpy:
+    """The textbook epoch in float32 NumPy, samples x features (X is (m, 784), W1 is
+    (784, 10)): forward, softmax cross-entropy, the full-batch gradient, the update, and
+    the train and test metrics; no blocks, no threads of its own (BLAS's only)."""
+
+    name = "numpy float32 plain"
+
+    def __init__(self, params: Params, data: Dataset, lr: float) -> None:
+        self.p = numpy_params(params)
+        self.x, self.y = np.asarray(data.x_train, dtype=np.float32), data.y_train
+        self.x_test, self.y_test = np.asarray(data.x_test, dtype=np.float32), data.y_test
+        self.lr = np.float32(lr)
+        self.grads = None
+        self.metrics = None
+
+    def _pass(self) -> float:
+        h, logp = numpy_forward(self.p, self.x)
+        self.grads = numpy_backward(self.p, self.x, h, logp, self.y)
+        loss, correct = numpy_loss_and_correct(logp, self.y)
+        test_loss, test_correct = numpy_loss_and_correct(
+            numpy_forward(self.p, self.x_test)[1], self.y_test
+        )
+        self.metrics = (
+            (loss, correct / len(self.y)),
+            (test_loss, test_correct / len(self.y_test)),
+        )
+        return loss
+
+    def start(self) -> float:
+        return self._pass()
+
+    def epoch(self) -> float:
+        self.p = [a - self.lr * g for a, g in zip(self.p, self.grads, strict=True)]
         return self._pass()
 
 

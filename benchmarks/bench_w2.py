@@ -14,11 +14,21 @@ import itertools
 import math
 
 import numpy as np
-from bench_libs import jax_loss_and_correct, jax_params, torch_metrics, torch_model, torch_tensor
+from bench_libs import (
+    jax_loss_and_correct,
+    jax_params,
+    numpy_backward,
+    numpy_forward,
+    numpy_loss_and_correct,
+    numpy_params,
+    torch_metrics,
+    torch_model,
+    torch_tensor,
+)
 
-from purenet import blocks
+from purenet._engine import blocks
+from purenet._engine.packing import drop_blank_columns
 from purenet.data import Dataset
-from purenet.packing import drop_blank_columns
 from purenet.params import Params
 from purenet.train import Config, epoch_order
 
@@ -51,7 +61,7 @@ def w2_config(epochs: int) -> Config:
 def purenet_flops(config: Config, data: Dataset) -> float:
     """The multiply-adds x 2 that purenet really does in its first epoch: like
     :func:`flops_per_epoch`, except that a wide first layer leaves out each block's blank
-    input columns (:func:`purenet.packing.drop_blank_columns`) in all its products."""
+    input columns (:func:`purenet._engine.packing.drop_blank_columns`) in all its products."""
     sizes = config.sizes
     products = [n_in * n_out for n_in, n_out in itertools.pairwise(sizes)]
     shapes = list(itertools.pairwise(sizes))
@@ -87,6 +97,46 @@ class _Batches:
     def next_epoch_at(self, epoch: int) -> list[np.ndarray]:
         order = epoch_order(self.config, self.m, epoch)
         return [order[b * self.size : (b + 1) * self.size] for b in range(self.count)]
+
+
+class PlainNumpy:
+    """The textbook mini-batch epoch in float32 NumPy, samples x features: for each batch
+    (gathered with fancy indexing), forward, softmax cross-entropy, backward, and the
+    heavy-ball update ``v = momentum * v + g; w = w - lr * v``; then the test metrics."""
+
+    name = "numpy float32 plain"
+
+    def __init__(self, params: Params, data: Dataset, config: Config) -> None:
+        self.p = numpy_params(params)
+        self.v = [np.zeros_like(a) for a in self.p]
+        self.lr, self.beta = np.float32(config.lr), np.float32(config.momentum)
+        self.x, self.y = np.asarray(data.x_train, dtype=np.float32), data.y_train
+        self.x_test, self.y_test = np.asarray(data.x_test, dtype=np.float32), data.y_test
+        self.batches = _Batches(config, len(data.y_train))
+        self.metrics = None
+
+    def epoch(self) -> float:
+        loss_sum, correct = 0.0, 0
+        for rows in self.batches.next_epoch():
+            xb, yb = self.x[rows], self.y[rows]
+            h, logp = numpy_forward(self.p, xb)
+            grads = numpy_backward(self.p, xb, h, logp, yb)
+            self.v = [self.beta * v + g for v, g in zip(self.v, grads, strict=True)]
+            self.p = [a - self.lr * v for a, v in zip(self.p, self.v, strict=True)]
+            loss, n_correct = numpy_loss_and_correct(logp, yb)
+            loss_sum += loss * len(rows)
+            correct += n_correct
+        m = len(self.y)
+        test_loss, test_correct = numpy_loss_and_correct(
+            numpy_forward(self.p, self.x_test)[1], self.y_test
+        )
+        self.metrics = ((loss_sum / m, correct / m), (test_loss, test_correct / len(self.y_test)))
+        return loss_sum / m
+
+    def test_loss_of(self, params: Params) -> float:
+        """The test loss of ``params``, computed as this implementation computes its own."""
+        logp = numpy_forward(numpy_params(params), self.x_test)[1]
+        return numpy_loss_and_correct(logp, self.y_test)[0]
 
 
 class Torch:

@@ -1,7 +1,8 @@
 """Speed harness: purenet side by side with other implementations, in one process.
 
     python benchmarks/speed.py [--quick] [--data DIR] [--repeats N] [--only SECTIONS]
-                               [--skip torch,jax] [--pause SECONDS] [--raw]
+                               [--skip torch,jax] [--pause SECONDS] [--raw] [--busy N]
+                               [--kernels both|this|native|haswell]
 
 Sections (``--only``, comma-separated; all by default):
 
@@ -9,11 +10,13 @@ Sections (``--only``, comma-separated; all by default):
   reference X, and its square float32 GEMM rate, each the best of several ways.
 - ``w1``: the reference workload (one epoch of full-batch gradient descent, 784-10-10,
   63,000 images, metrics included): purenet, the reference formulas written literally
-  in float64 NumPy, PyTorch CPU and JAX jit; plus the memory floor (two reads of X).
-- ``w2``: mini-batch 784-512-10, batches of 128, momentum 0.9: purenet, PyTorch
-  (``nn.Module`` + ``torch.optim``) and JAX jit; plus a square GEMM, for the fraction of
-  the GEMM rate that W2 achieves. That rate counts the epoch's dense products; purenet
-  leaves out blank input columns, so the harness also prints the share it executes.
+  in float64 NumPy, the textbook epoch in plain float32 NumPy (samples x features),
+  PyTorch CPU and JAX jit; plus the memory floor (two reads of X).
+- ``w2``: mini-batch 784-512-10, batches of 128, momentum 0.9: purenet, plain float32
+  NumPy, PyTorch (``nn.Module`` + ``torch.optim``) and JAX jit; plus a square GEMM, for
+  the fraction of the GEMM rate that W2 achieves. That rate counts the epoch's dense
+  products; purenet leaves out blank input columns, so the harness also prints the share
+  it executes.
 - ``rss``: peak resident memory of ``purenet train`` on the reference run, in a
   subprocess.
 
@@ -27,11 +30,29 @@ the harness prints per-epoch medians, quartiles and minimums, and the paired rat
 purenet is faster. The load average is printed at the start and the end: timings taken
 while other jobs run are noisy, and say so.
 
-``--quick`` (under a minute; ``.ci/run`` runs it so the harness cannot rot) uses fewer
-rounds, a W2 epoch over the first 6,400 training and 1,000 test images, and a 10-epoch
-reference run for the memory figure. The harness prints; it never fails on time. It exits
-1 only when an implementation's losses disagree with purenet's, or the subprocess fails:
-then the timings would not compare the same work.
+``--busy N`` times W1 and W2 twice: the quiet rounds, then as many rounds again (the
+same A B C order) with N busy-loop processes spinning beside them (stopped afterwards,
+whatever happens). Each implementation then gets its quiet median, its busy median and
+its slowdown (busy / quiet), and the busy rounds get their own paired ratios; the summary
+shows purenet / plain float32 NumPy quiet and busy.
+
+``--kernels`` runs W1 and W2 with both OpenBLAS kernel families (``both``, the default
+of a full run): this process's, then, in a child process, the other one: native kernels
+(``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed) if this process forces a family,
+else ``OPENBLAS_CORETYPE=Haswell``. Every heading names the family that threadpoolctl
+reports; when the other environment gives the same family (a small probe process tells),
+the sections run once, and a child that fails (SIGILL on a CPU that lacks the family's
+instructions) costs one line. ``this`` runs this process's family only (the default with
+``--quick``); ``native`` and ``haswell`` run that family only, in a child process if
+this one has another. The child runs W1 and W2 only: no ceilings, so no floor and no
+GEMM share.
+
+``--quick`` (under a minute on an idle machine; ``.ci/run`` runs it so the harness
+cannot rot) uses fewer rounds, a W2 epoch over the first 6,400 training and 1,000 test
+images, a 10-epoch reference run for the memory figure, and this process's kernel family
+only. The harness prints; it never fails on time. It exits
+1 only when an implementation's losses disagree with purenet's (in either kernel family),
+or the memory subprocess fails: then the timings would not compare the same work.
 
 PyTorch and JAX are optional (``pip install -e ".[bench]"``); when one does not
 import, its rows are skipped and the output says why.
@@ -53,9 +74,11 @@ from pathlib import Path
 
 import attrs
 import bench_ceilings
+import bench_kernels
 import bench_w1
 import bench_w2
 import numpy as np
+from bench_busy import busy_loops
 from bench_libs import optional_libs, versions
 from bench_timing import (
     Times,
@@ -71,9 +94,13 @@ from purenet.data import Dataset, load_dataset
 from purenet.train import Config
 
 SECTIONS = ("ceilings", "w1", "w2", "rss")
+WORKLOADS = ("w1", "w2")  # the sections that --busy and --kernels concern
+KERNEL_MODES = ("both", "this", "native", "haswell")
+PLAIN = "numpy float32 plain"  # the textbook implementation, in both workloads
 THREAD_VARIABLES = (
     "OPENBLAS_NUM_THREADS",
     "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "XLA_FLAGS",
@@ -128,6 +155,12 @@ class Settings:
     rss_epochs: int | None  # None = the reference's own 2,500
     pause: float
     raw: bool
+    busy: int = 0  # busy-loop processes for a second set of timed rounds; 0: none
+    kernels: str = "this"  # --kernels
+    child_report: Path | None = None  # set in a child process: where its Report goes
+    argv: list[str] = attrs.Factory(list)  # the arguments, for a child process
+    family: str | None = None  # this process's OpenBLAS kernel family
+    family_text: str = ""  # the same, described for headings
 
 
 @attrs.define
@@ -142,10 +175,21 @@ class Ceilings:
 
 @attrs.define
 class Report:
+    """What a run found. ``results`` holds the quiet rounds' figures that the targets
+    judge (``"w1/pytorch cpu"``: the median paired ratio purenet / it); ``busy_results``
+    the paired ratios of the busy rounds; ``medians["quiet" or "busy"]["w1/purenet"]``
+    the median seconds per epoch. A child process hands its Report over as JSON."""
+
     results: dict[str, float] = attrs.Factory(dict)
+    busy_results: dict[str, float] = attrs.Factory(dict)
+    medians: dict[str, dict[str, float]] = attrs.Factory(lambda: {"quiet": {}, "busy": {}})
     mismatches: list[str] = attrs.Factory(list)
     failures: list[str] = attrs.Factory(list)
     notes: list[str] = attrs.Factory(list)
+    family: str | None = None
+    family_text: str = ""
+    busy: int = 0
+    child: bool = False
 
 
 STARTED = time.perf_counter()
@@ -187,11 +231,13 @@ def print_table(
     extra: dict[str, str],
     settings: Settings,
     unrelated: frozenset[str] = frozenset(),
+    busy: bool = False,
 ) -> None:
     """One row per unit: median [quartiles] and minimum wall time in ms; the cores it
     kept busy and the cores other processes kept busy meanwhile; the paired ratio
     ``reference's time / its time`` (``-`` for ``unrelated`` units, whose work is not an
-    epoch); and ``extra``. With ``--raw``, every round's time."""
+    epoch); and ``extra``. With ``--raw``, every round's time. ``busy``: the times were
+    taken beside the busy loops, which count among the other processes."""
     ratio_head = f" {reference + ' / it, paired [p25-p75]':>34}" if reference else ""
     print(f"  {'':<24} {'median ms [p25-p75] min':>34} {'cores':>5} {'others':>6}{ratio_head}")
     wall = times.wall
@@ -211,7 +257,9 @@ def print_table(
         for name, values in wall.items():
             print(f"  {name:<24} rounds (ms): {', '.join(f'{v * 1e3:.1f}' for v in values)}")
     others = times.others()
-    if others is not None and others > 0.1:
+    if busy:
+        print(f"  (the others column counts the busy loop{'s' if settings.busy != 1 else ''})")
+    elif others is not None and others > 0.1:
         print(
             f"  note: other processes kept {others:.2f} of {os.cpu_count()} cores busy while "
             "this was timed: these times are slower and noisier than on an idle machine"
@@ -219,7 +267,7 @@ def print_table(
 
 
 def run_ceilings(settings: Settings, libs: dict, x_shape: tuple[int, int]) -> Ceilings:
-    heading("ceilings")
+    heading(f"ceilings [{settings.family_text}]")
     x = bench_ceilings.read_array(x_shape)
     reads = bench_ceilings.read_methods(x, libs)
     for fn in reads.values():  # warm up: thread pools, jit compilation
@@ -307,16 +355,67 @@ def check_same_params(label: str, purenet, impls: dict, report: Report) -> None:
         print(f"  {name:<24} |its test loss - purenet's| = {diff:.2e}: {verdict}")
 
 
-def record_ratios(label: str, times: Times, names: list[str], report: Report) -> None:
+def record_ratios(label: str, times: Times, names: list[str], into: dict[str, float]) -> None:
     for name in names:
-        report.results[f"{label}/{name}"] = median(
-            paired_ratios(times.wall["purenet"], times.wall[name])
-        )
+        into[f"{label}/{name}"] = median(paired_ratios(times.wall["purenet"], times.wall[name]))
+
+
+def time_rounds(
+    units: dict[str, Callable[[], object]],
+    rounds: int,
+    settings: Settings,
+    warm_up: dict[str, Callable[[], object]] | None = None,
+    scale: dict[str, float] | None = None,
+    busy: bool = False,
+) -> Times:
+    """``rounds`` interleaved rounds of ``units``; with ``busy``, beside ``--busy N``
+    busy loops. ``scale[name]`` multiplies a unit's times (for a unit that repeats its
+    work)."""
+    with busy_loops(settings.busy if busy else 0):
+        times = interleave(units, rounds, settings.pause, warm_up)
+    for name, factor in (scale or {}).items():
+        times = times.scaled(name, factor)
+    return times
+
+
+def report_phases(
+    label: str,
+    phases: dict[str, Times],
+    impls: list[str],
+    extra_of: Callable[[Times], dict[str, str]],
+    settings: Settings,
+    report: Report,
+    unrelated: frozenset[str] = frozenset(),
+) -> None:
+    """Record the medians and paired ratios of ``impls`` (the epochs; not the
+    ceilings) in each phase; with busy rounds, print their table, then each unit's quiet
+    and busy medians and its slowdown."""
+    for phase, times in phases.items():
+        for name in impls:
+            report.medians[phase][f"{label}/{name}"] = median(times.wall[name])
+    others = [name for name in impls if name != "purenet"]
+    record_ratios(label, phases["quiet"], others, report.results)
+    if "busy" not in phases:
+        return
+    record_ratios(label, phases["busy"], others, report.busy_results)
+    quiet, busy = phases["quiet"], phases["busy"]
+    loops = f"{settings.busy} busy-loop process{'es' if settings.busy != 1 else ''}"
+    print(f"the same with {loops} running:")
+    print_table(busy, "purenet", extra_of(busy), settings, unrelated, busy=True)
+    print(f"  {'quiet -> busy':<24} {'quiet ms':>10} {'busy ms':>10} {'slowdown':>9}")
+    for name in quiet.wall:
+        q, b = median(quiet.wall[name]), median(busy.wall[name])
+        print(f"  {name:<24} {q * 1e3:>10.1f} {b * 1e3:>10.1f} {b / q:>8.2f}x")
 
 
 def describe_libs(missing: dict[str, str]) -> None:
     for name, why in missing.items():
         print(f"  {name}: {why}; its rows are skipped")
+
+
+def busy_note(settings: Settings) -> str:
+    """How the first timed rounds are described when busy rounds follow them."""
+    return ", quiet (no busy loops)" if settings.busy else ""
 
 
 def repeated(fn: Callable[[], object], times: int) -> Callable[[], None]:
@@ -343,8 +442,8 @@ def run_w1(
     config = Config()  # the reference design
     m = len(data.y_train)
     heading(
-        f"W1: reference epoch, {'-'.join(map(str, config.sizes))}, full batch of {m:,} "
-        f"images, sgd lr {config.lr}, train and test metrics"
+        f"W1 [{settings.family_text}]: reference epoch, {'-'.join(map(str, config.sizes))}, "
+        f"full batch of {m:,} images, sgd lr {config.lr}, train and test metrics"
     )
     describe_libs(missing)
     purenet = bench_w1.Purenet(config, data)
@@ -352,6 +451,7 @@ def run_w1(
     purenet.start()
     params = purenet.params  # everyone starts from purenet's initial params
     impls["numpy float64 literal"] = bench_w1.LiteralNumpy(params, data, config.lr)
+    impls[PLAIN] = bench_w1.PlainNumpy(params, data, config.lr)
     if "torch" in libs:
         impls["pytorch cpu"] = bench_w1.Torch(libs["torch"], params, data, config.lr)
     if "jax" in libs:
@@ -368,27 +468,36 @@ def run_w1(
 
     units = {name: repeated(impl.epoch, W1_EPOCHS_PER_CALL) for name, impl in impls.items()}
     warm_up = {name: impl.epoch for name, impl in impls.items()}
-    extra = {}
+    scale = {name: 1 / W1_EPOCHS_PER_CALL for name in impls}
     if ceilings is not None:
         # the two reads of X that an epoch cannot avoid, FLOOR_REPEATS times over
         units["floor"] = repeated(ceilings.read, 2 * FLOOR_REPEATS)
         warm_up["floor"] = ceilings.read
-    times = interleave(units, settings.w1_rounds, settings.pause, warm_up)
-    for name in impls:
-        times = times.scaled(name, 1 / W1_EPOCHS_PER_CALL)
-    if ceilings is not None:
-        times = times.scaled("floor", 1 / FLOOR_REPEATS)
+        scale["floor"] = 1 / FLOOR_REPEATS
+
+    def extra_of(times: Times) -> dict[str, str]:
+        if ceilings is None:
+            return {}
         bandwidth = 2 * ceilings.read_bytes / median(times.wall["floor"])
-        extra["floor"] = (
-            f"2 reads of X ({ceilings.read_bytes / 1e6:.1f} MB) at {bandwidth / 1e9:.1f} GB/s, "
-            f"{ceilings.read_name}"
-        )
+        return {
+            "floor": f"2 reads of X ({ceilings.read_bytes / 1e6:.1f} MB) at "
+            f"{bandwidth / 1e9:.1f} GB/s, {ceilings.read_name}"
+        }
+
+    phases = {"quiet": time_rounds(units, settings.w1_rounds, settings, warm_up, scale)}
     print(
         f"time per epoch, {settings.w1_rounds} interleaved rounds of {W1_EPOCHS_PER_CALL} "
-        "epochs back to back, each after one untimed epoch:"
+        f"epochs back to back, each after one untimed epoch{busy_note(settings)}:"
     )
-    print_table(times, "purenet", extra, settings)
-    record_ratios("w1", times, [name for name in units if name != "purenet"], report)
+    print_table(phases["quiet"], "purenet", extra_of(phases["quiet"]), settings)
+    if settings.busy:
+        sys.stdout.flush()
+        phases["busy"] = time_rounds(units, settings.w1_rounds, settings, warm_up, scale, True)
+    report_phases("w1", phases, list(impls), extra_of, settings, report)
+    if ceilings is not None:
+        report.results["w1/floor"] = median(
+            paired_ratios(phases["quiet"].wall["purenet"], phases["quiet"].wall["floor"])
+        )
 
 
 # -- W2 --------------------------------------------------------------------------------------
@@ -411,18 +520,19 @@ def run_w2(
             data.y_test[:n_test],
             data.sha256,
         )
-    config = bench_w2.w2_config(settings.w2_check_epochs + settings.w2_rounds + 1)
+    phases = 2 if settings.busy else 1
+    config = bench_w2.w2_config(settings.w2_check_epochs + phases * settings.w2_rounds + 1)
     m, m_test = len(data.y_train), len(data.y_test)
     heading(
-        f"W2: mini-batch epoch, {'-'.join(map(str, config.sizes))}, {m:,} training and "
-        f"{m_test:,} test images, batches of {config.batch_size}, momentum "
-        f"{config.momentum}, lr {config.lr}"
+        f"W2 [{settings.family_text}]: mini-batch epoch, {'-'.join(map(str, config.sizes))}, "
+        f"{m:,} training and {m_test:,} test images, batches of {config.batch_size}, "
+        f"momentum {config.momentum}, lr {config.lr}"
     )
     describe_libs(missing)
     purenet = bench_w1.Purenet(config, data)
     purenet.start()
     params = purenet.params  # everyone starts from purenet's initial params
-    impls = {"purenet": purenet}
+    impls = {"purenet": purenet, PLAIN: bench_w2.PlainNumpy(params, data, config)}
     if "torch" in libs:
         impls["pytorch nn + optim"] = bench_w2.Torch(libs["torch"], params, data, config)
     if "jax" in libs:
@@ -438,21 +548,28 @@ def run_w2(
     units = {name: impl.epoch for name, impl in impls.items()}
     if ceilings is not None:
         units["square gemm"] = ceilings.gemm
-    times = interleave(units, settings.w2_rounds, settings.pause)
     flops = bench_w2.flops_per_epoch(config.sizes, m, m_test)
-    extra = {name: f"{flops / median(times.wall[name]) / 1e9:.1f} GFLOP/s" for name in impls}
-    if ceilings is not None:
-        gemm = times.wall["square gemm"]
-        extra["square gemm"] = (
-            f"{ceilings.gemm_flops / median(gemm) / 1e9:.1f} GFLOP/s, {ceilings.gemm_name}"
-        )
+
+    def extra_of(times: Times) -> dict[str, str]:
+        wall = times.wall
+        extra = {name: f"{flops / median(wall[name]) / 1e9:.1f} GFLOP/s" for name in impls}
+        if ceilings is not None:
+            extra["square gemm"] = (
+                f"{ceilings.gemm_flops / median(wall['square gemm']) / 1e9:.1f} GFLOP/s, "
+                f"{ceilings.gemm_name}"
+            )
+        return extra
+
+    times = time_rounds(units, settings.w2_rounds, settings)
+    phases = {"quiet": times}
     print(
-        f"time per epoch, {settings.w2_rounds} interleaved rounds "
+        f"time per epoch, {settings.w2_rounds} interleaved rounds{busy_note(settings)} "
         f"(an epoch's matrix products are {flops / 1e9:.1f} GFLOP):"
     )
-    print_table(times, "purenet", extra, settings, frozenset({"square gemm"}))
-    record_ratios("w2", times, [name for name in impls if name != "purenet"], report)
+    unrelated = frozenset({"square gemm"})
+    print_table(times, "purenet", extra_of(times), settings, unrelated)
     if ceilings is not None:
+        gemm = times.wall["square gemm"]
         fractions = [
             (flops / t_epoch) / (ceilings.gemm_flops / t_gemm)
             for t_epoch, t_gemm in zip(times.wall["purenet"], gemm, strict=True)
@@ -470,6 +587,10 @@ def run_w2(
             f"W2's GEMM rate counts the dense products; purenet executes {executed:.0%} "
             f"of them (an executed rate of {executed * median(fractions):.3f})"
         )
+    if settings.busy:
+        sys.stdout.flush()
+        phases["busy"] = time_rounds(units, settings.w2_rounds, settings, busy=True)
+    report_phases("w2", phases, list(impls), extra_of, settings, report, unrelated)
 
 
 # -- peak memory -----------------------------------------------------------------------------
@@ -543,15 +664,60 @@ def run_rss(settings: Settings, report: Report) -> None:
 # -- summary and main ------------------------------------------------------------------------
 
 
-def print_summary(report: Report, settings: Settings) -> None:
-    heading("targets (issue 5), medians of paired rounds from this run")
+def print_targets(report: Report, title: str, measured_only: bool = False) -> None:
+    heading(title)
     for key, (what, op, bound) in TARGETS.items():
         if key not in report.results:
-            print(f"  {what:<44} {'-':>8}   target {op} {bound:<5g}  not measured in this run")
+            if not measured_only:
+                print(f"  {what:<44} {'-':>8}   target {op} {bound:<5g}  not measured in this run")
             continue
         value = report.results[key]
         met = value <= bound if op == "<=" else value >= bound
         print(f"  {what:<44} {value:>8.3f}   target {op} {bound:<5g}  {'met' if met else 'MISSED'}")
+
+
+def print_plain(reports: list[Report]) -> None:
+    """purenet beside the plain float32 NumPy epoch: per-epoch medians and the paired
+    ratio, quiet, then with the busy loops, then the slowdowns; per kernel family."""
+    rows = [(r, label) for r in reports for label in WORKLOADS if f"{label}/{PLAIN}" in r.results]
+    if not rows:
+        return
+    heading("purenet beside plain float32 NumPy, per-epoch medians")
+
+    def family(r: Report) -> str:
+        return f"{r.family or 'unknown'}{', child' if r.child else ''}"
+
+    width = max(len("kernels"), *(len(family(r)) for r, _ in rows))
+    loops = f"{reports[0].busy} busy loop{'s' if reports[0].busy != 1 else ''}"
+    print(
+        f"  {'kernels':<{width}} {'work':<4} {'rounds':<13} {'purenet ms':>10} "
+        f"{'plain ms':>9} {'purenet / plain':>15}"
+    )
+    for r, label in rows:
+        key, ours = f"{label}/{PLAIN}", f"{label}/purenet"
+        quiet, busy = r.medians["quiet"], r.medians["busy"]
+        start = f"  {family(r):<{width}} {label:<4}"
+        print(
+            f"{start} {'quiet':<13} {quiet[ours] * 1e3:>10.1f} {quiet[key] * 1e3:>9.1f} "
+            f"{r.results[key]:>15.3f}"
+        )
+        if key in r.busy_results:
+            print(
+                f"{start} {loops:<13} {busy[ours] * 1e3:>10.1f} {busy[key] * 1e3:>9.1f} "
+                f"{r.busy_results[key]:>15.3f}"
+            )
+            slowdowns = busy[ours] / quiet[ours], busy[key] / quiet[key]
+            print(f"{start} {'slowdown':<13} {slowdowns[0]:>9.2f}x {slowdowns[1]:>8.2f}x")
+    print(
+        "  (purenet / plain: median of the per-round paired ratios, below 1 when purenet is "
+        "faster" + ("; slowdown: busy median / quiet median)" if reports[0].busy else ")")
+    )
+
+
+def print_summary(report: Report, settings: Settings, children: list[Report]) -> None:
+    print_targets(
+        report, f"targets (issue 5), medians of paired rounds from this run [{report.family_text}]"
+    )
     for line in report.notes:
         print(f"  ({line})")
     if settings.quick:
@@ -559,13 +725,37 @@ def print_summary(report: Report, settings: Settings) -> None:
             "  (quick mode: few rounds, W2 on a slice of the data, the reference run cut "
             "short: smoke figures, not the measurement of the targets)"
         )
+    for child in children:
+        print_targets(child, f"the same targets, [{child.family_text}] (child process)", True)
+    print_plain([report, *children])
     for line in report.mismatches:
         print(f"  loss mismatch: {line}")
     for line in report.failures:
         print(f"  failure: {line}")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Settings, set[str], set[str]]:
+def run_child(settings: Settings, workloads: set[str], env: dict[str, str]) -> Report | None:
+    """The workload sections again, in a child process with ``env`` (another kernel
+    family); its Report, or None (and one line) if it failed."""
+    heading(f"the workloads again, in a child process with {bench_kernels.how(env)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "report.json"
+        command = [sys.executable, str(Path(__file__).resolve()), *settings.argv]
+        command += ["--only", ",".join(sorted(workloads)), "--kernels", "this"]
+        command += ["--child-report", str(path)]
+        code = bench_kernels.run_child(command, env)
+        found = json.loads(path.read_text()) if path.exists() else None
+    if found is None or code not in (0, 1):
+        print(
+            f"the child process with {bench_kernels.how(env)} {bench_kernels.exit_text(code)}; "
+            "its figures are missing, carrying on",
+            flush=True,
+        )
+        return None
+    return Report(**found)
+
+
+def parse_args(argv: list[str]) -> tuple[Settings, set[str], set[str]]:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -582,6 +772,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, set[str], set[s
         "--pause", type=float, default=0.1, help="seconds of idle before each timed call"
     )
     parser.add_argument("--raw", action="store_true", help="also print every round's time")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time W1 and W2 twice: quietly, then with N busy-loop processes running",
+    )
+    parser.add_argument(
+        "--kernels",
+        choices=KERNEL_MODES,
+        help="OpenBLAS kernel families for W1 and W2: both (the default; this process's and "
+        "the other's, in a child process), this (the default with --quick), native, haswell",
+    )
+    parser.add_argument("--child-report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if not only or only - set(SECTIONS):
@@ -593,6 +797,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, set[str], set[s
         parser.error("--repeats must be >= 1")
     if args.pause < 0:
         parser.error("--pause must be >= 0")
+    if args.busy < 0:
+        parser.error("--busy must be >= 0")
     if only & {"w1", "w2", "rss"} and (args.data is None or not Path(args.data).is_dir()):
         parser.error("pass --data DIR or set PURENET_DATA to the MNIST folder")
     quick = args.quick
@@ -610,29 +816,48 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, set[str], set[s
         rss_epochs=10 if quick else None,
         pause=args.pause,
         raw=args.raw,
+        busy=args.busy,
+        kernels=args.kernels or ("this" if quick else "both"),
+        child_report=args.child_report,
+        argv=list(argv),
     )
     return settings, only, skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings, only, skip = parse_args(argv)
-    print(f"purenet speed harness ({'quick' if settings.quick else 'full'} mode)")
+def run(settings: Settings, only: set[str], skip: set[str]) -> int:
+    child = settings.child_report is not None
+    settings.family = bench_kernels.architecture()
+    settings.family_text = bench_kernels.describe(settings.family, os.environ)
+    print(
+        f"purenet speed harness ({'quick' if settings.quick else 'full'} mode"
+        f"{', a child process' if child else ''})"
+    )
     print(machine_line())
+    print(f"BLAS kernels: {settings.family_text}")
     print(f"load average at start: {load_average()}", flush=True)
     if os.getloadavg()[0] > BUSY_LOAD:
         print(
             f"note: the load is above {BUSY_LOAD}: other jobs share the cores, so these "
             "timings are noisy, and multithreaded BLAS suffers most when it must share"
         )
+    workloads = only & set(WORKLOADS)
+    plan = bench_kernels.Plan(True)
+    if workloads:
+        plan = bench_kernels.plan(settings.kernels, os.environ, settings.family)
+    for line in plan.lines:
+        print(line, flush=True)
+    here = workloads if plan.here else set()
     libs, missing = (
-        optional_libs(skip) if only & {"ceilings", "w1", "w2"} else ({}, {"torch": "", "jax": ""})
+        optional_libs(skip) if here or "ceilings" in only else ({}, {"torch": "", "jax": ""})
     )
     print(f"comparison libraries: {versions(libs)}")
     for name, why in missing.items():
         if why:
             print(f"  {name}: {why}")
-    report = Report()
-    w1_data = load_dataset(settings.data, "reference", 0) if "w1" in only else None
+    report = Report(
+        family=settings.family, family_text=settings.family_text, busy=settings.busy, child=child
+    )
+    w1_data = load_dataset(settings.data, "reference", 0) if "w1" in here else None
     ceilings = None
     if "ceilings" in only:
         shape = w1_data.x_train.shape if w1_data is not None else REFERENCE_X_SHAPE
@@ -640,17 +865,36 @@ def main(argv: list[str] | None = None) -> int:
     if w1_data is not None:
         run_w1(settings, libs, missing, w1_data, ceilings, report)
         del w1_data
-    if "w2" in only:
+    if "w2" in here:
         run_w2(settings, libs, missing, ceilings, report)
+    children = []
+    if plan.child_env is not None:
+        found = run_child(settings, workloads, plan.child_env)
+        if found is not None:
+            children.append(found)
+            report.mismatches += [f"[{found.family_text}] {m}" for m in found.mismatches]
     if "rss" in only:
         run_rss(settings, report)
-    print_summary(report, settings)
+    if child:
+        settings.child_report.write_text(json.dumps(attrs.asdict(report)))
+    else:
+        print_summary(report, settings, children)
     print(
         f"\nload average at end: {load_average()}; "
         f"harness took {time.perf_counter() - STARTED:.1f} s",
         flush=True,
     )
     return 1 if report.mismatches or report.failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    settings, only, skip = parse_args(argv)
+    try:
+        return run(settings, only, skip)
+    except KeyboardInterrupt:  # the busy loops and any child are stopped by now
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
