@@ -333,17 +333,30 @@ def _column_sums(dz: np.ndarray) -> np.ndarray:
     return np.ones(len(dz), dz.dtype) @ dz
 
 
+@attrs.frozen(eq=False)
+class _RowsOf:
+    """A weight gradient that is zero outside some rows, as the first layer's is for a
+    block without some input columns: ``values`` (len(rows), n_out) at ``rows`` of an
+    (n_in, n_out) gradient."""
+
+    values: np.ndarray
+    rows: np.ndarray
+    n_in: int
+
+    def dense(self) -> np.ndarray:
+        full = np.zeros((self.n_in, self.values.shape[1]), self.values.dtype)
+        full[self.rows] = self.values
+        return full
+
+
 def _weight_grad(
     a: np.ndarray, dz: np.ndarray, tile: int | None, columns: np.ndarray | None, n_in: int
-) -> np.ndarray:
+) -> np.ndarray | _RowsOf:
     """``a.T @ dz``, shape (n_in, n_out); with ``columns``, ``a`` (rows, k) holds only
-    those inputs and the other rows of the gradient are zero."""
+    those inputs and the gradient is zero in the other rows (kept sparse: the blocks'
+    sums add it into its rows only)."""
     g = blocks.tiled_weight_grad(a, dz, tile)
-    if columns is None:
-        return g
-    full = np.zeros((n_in, g.shape[1]), g.dtype)
-    full[columns] = g
-    return full
+    return g if columns is None else _RowsOf(g, columns, n_in)
 
 
 def _block_sums(
@@ -460,12 +473,15 @@ def _gradient_of(results: list, m: int, activation: Activation) -> tuple[Metrics
     for block_loss, block_correct, block_grads in results:
         loss_sum += block_loss
         correct += block_correct
-        if total is None:
-            total = block_grads  # fresh arrays: summed into in place below
-        else:
-            for (w_sum, b_sum), (w, b) in zip(total, block_grads, strict=True):
+        if total is None:  # fresh arrays: summed into in place below
+            total = [(w.dense() if isinstance(w, _RowsOf) else w, b) for w, b in block_grads]
+            continue
+        for (w_sum, b_sum), (w, b) in zip(total, block_grads, strict=True):
+            if isinstance(w, _RowsOf):
+                w_sum[w.rows] += w.values  # the rows are distinct: no sample is added twice
+            else:
                 w_sum += w
-                b_sum += b
+            b_sum += b
     layers = tuple(
         Layer(frozen_result(np.ascontiguousarray(w)), frozen_result(b)) for w, b in total
     )
