@@ -13,7 +13,8 @@ import os
 
 import numpy as np
 
-from purenet.params import Activation, Params
+from purenet import reference
+from purenet.params import Activation, Layer, Params
 
 
 def optional_libs(skip: set[str]) -> tuple[dict, dict[str, str]]:
@@ -108,38 +109,23 @@ def jax_loss_and_correct(jax, params, x, y):
     return loss, jnp.sum(jnp.argmax(logits, axis=1) == y)
 
 
-# -- plain NumPy -----------------------------------------------------------------------------
+# -- purenet.reference, run as plain NumPy ----------------------------------------------------
 
 
-def numpy_params(params: Params) -> list[np.ndarray]:
-    """``[w1, b1, w2, b2]``: writable float32 copies, samples x features layout."""
-    _check_relu(params)
-    if len(params.layers) != 2:
-        raise ValueError("the plain NumPy implementations are written for one hidden layer")
-    return [np.array(a, dtype=np.float32) for layer in params.layers for a in (layer.w, layer.b)]
+def reference_params(params: Params, dtype) -> Params:
+    """``params`` in ``dtype`` (the plain NumPy units run :mod:`purenet.reference` on them)."""
+    return params.astype(dtype)
 
 
-def numpy_forward(p: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(hidden activations, log-softmax of the logits) of a one-hidden-layer ReLU MLP."""
-    w1, b1, w2, b2 = p
-    h = np.maximum(x @ w1 + b1, 0)
-    z = h @ w2 + b2
-    z -= z.max(axis=1, keepdims=True)
-    return h, z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+def reference_metrics(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``params`` on (x, y), by :mod:`purenet.reference`."""
+    logits = reference.forward(params, x)
+    return reference.cross_entropy(logits, y), float(np.mean(logits.argmax(axis=1) == y))
 
 
-def numpy_backward(
-    p: list[np.ndarray], x: np.ndarray, h: np.ndarray, logp: np.ndarray, y: np.ndarray
-) -> list[np.ndarray]:
-    """Gradients ``[dw1, db1, dw2, db2]`` of the mean cross-entropy over (x, y)."""
-    dz = np.exp(logp)  # softmax
-    dz[np.arange(len(y)), y] -= 1
-    dz /= len(y)
-    dh = (dz @ p[2].T) * (h > 0)
-    return [x.T @ dh, dh.sum(axis=0), h.T @ dz, dz.sum(axis=0)]
-
-
-def numpy_loss_and_correct(logp: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """(mean cross-entropy, number of correct argmaxes) from the log-softmax."""
-    loss = -logp[np.arange(len(y)), y].mean()
-    return float(loss), int((logp.argmax(axis=1) == y).sum())
+def descend(params: Params, direction: Params, lr) -> Params:
+    """``params - lr * direction``, layer by layer."""
+    layers = zip(params.layers, direction.layers, strict=True)
+    return Params(
+        tuple(Layer(p.w - lr * d.w, p.b - lr * d.b) for p, d in layers), params.activation
+    )

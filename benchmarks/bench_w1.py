@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 from bench_libs import (
+    descend,
     jax_loss_and_correct,
     jax_params,
-    numpy_backward,
-    numpy_forward,
-    numpy_loss_and_correct,
-    numpy_params,
+    reference_metrics,
+    reference_params,
     torch_metrics,
     torch_model,
     torch_tensor,
 )
 
+from purenet import reference
 from purenet.data import Dataset
 from purenet.params import Params
 from purenet.train import Config, train
@@ -60,103 +60,32 @@ class Purenet:
         return (train.loss, train.accuracy), (test.loss, test.accuracy)
 
 
-class LiteralNumpy:
-    """The reference formulas written literally, in float64 and the reference's own
-    layout (features x samples: X is (784, m), W1 is (10, 784), b1 is (10, 1)).
+class ReferenceNumpy:
+    """:mod:`purenet.reference` run as plain NumPy: the whole batch at once, BLAS with its
+    own threads, in ``dtype``. In float64 it is the reference formulas as written; in
+    float32 it is what a textbook implementation of the same math costs. One epoch: the
+    forward pass and gradient, the update, and the train and test metrics."""
 
-    Z1 = W1·X + b1, A1 = ReLU(Z1), Z2 = W2·A1 + b2, A2 = softmax(Z2);
-    dZ2 = A2 - Y, dW2 = dZ2·A1ᵀ/m, db2 = mean of dZ2, dZ1 = W2ᵀ·dZ2 * ReLU'(Z1),
-    dW1 = dZ1·Xᵀ/m, db1 = mean of dZ1; W = W - lr·dW.
-    """
-
-    name = "numpy float64 literal"
-
-    def __init__(self, params: Params, data: Dataset, lr: float) -> None:
-        (l1, l2) = params.layers
-        self.W1, self.b1 = l1.w.T.astype(np.float64), l1.b.astype(np.float64)[:, None]
-        self.W2, self.b2 = l2.w.T.astype(np.float64), l2.b.astype(np.float64)[:, None]
-        self.X = np.ascontiguousarray(data.x_train.T, dtype=np.float64)
-        self.y = data.y_train
-        self.Y = np.zeros((self.W2.shape[0], len(self.y)))
-        self.Y[self.y, np.arange(len(self.y))] = 1
-        self.X_test = np.ascontiguousarray(data.x_test.T, dtype=np.float64)
-        self.y_test = data.y_test
-        self.lr = lr
+    def __init__(self, params: Params, data: Dataset, lr: float, dtype) -> None:
+        self.name = "numpy float64 literal" if dtype == np.float64 else "numpy float32 plain"
+        self.params = reference_params(params, dtype)
+        self.x, self.y = np.asarray(data.x_train, dtype=dtype), data.y_train
+        self.x_test, self.y_test = np.asarray(data.x_test, dtype=dtype), data.y_test
+        self.lr = np.dtype(dtype).type(lr)
         self.grads = None
         self.metrics = None
 
-    def _forward(self, X):
-        Z1 = self.W1.dot(X) + self.b1
-        A1 = np.maximum(Z1, 0)
-        Z2 = self.W2.dot(A1) + self.b2
-        E = np.exp(Z2 - Z2.max(axis=0))
-        A2 = E / E.sum(axis=0)
-        return Z1, A1, A2
-
-    @staticmethod
-    def _metrics(A2, y) -> tuple[float, float]:
-        loss = -np.mean(np.log(A2[y, np.arange(len(y))]))
-        return float(loss), float(np.mean(A2.argmax(axis=0) == y))
-
     def _pass(self) -> float:
-        X, Y, m = self.X, self.Y, self.X.shape[1]
-        Z1, A1, A2 = self._forward(X)
-        train_metrics = self._metrics(A2, self.y)
-        dZ2 = A2 - Y
-        dW2 = dZ2.dot(A1.T) / m
-        db2 = dZ2.mean(axis=1, keepdims=True)
-        dZ1 = self.W2.T.dot(dZ2) * (Z1 > 0)
-        dW1 = dZ1.dot(X.T) / m
-        db1 = dZ1.mean(axis=1, keepdims=True)
-        self.grads = (dW1, db1, dW2, db2)
-        self.metrics = (train_metrics, self._metrics(self._forward(self.X_test)[2], self.y_test))
-        return train_metrics[0]
+        train, self.grads = reference.value_and_grads(self.params, self.x, self.y)
+        test = reference_metrics(self.params, self.x_test, self.y_test)
+        self.metrics = ((train.loss, train.accuracy), test)
+        return train.loss
 
     def start(self) -> float:
         return self._pass()
 
     def epoch(self) -> float:
-        dW1, db1, dW2, db2 = self.grads
-        self.W1 = self.W1 - self.lr * dW1
-        self.b1 = self.b1 - self.lr * db1
-        self.W2 = self.W2 - self.lr * dW2
-        self.b2 = self.b2 - self.lr * db2
-        return self._pass()
-
-
-class PlainNumpy:
-    """The textbook epoch in float32 NumPy, samples x features (X is (m, 784), W1 is
-    (784, 10)): forward, softmax cross-entropy, the full-batch gradient, the update, and
-    the train and test metrics; no blocks, no threads of its own (BLAS's only)."""
-
-    name = "numpy float32 plain"
-
-    def __init__(self, params: Params, data: Dataset, lr: float) -> None:
-        self.p = numpy_params(params)
-        self.x, self.y = np.asarray(data.x_train, dtype=np.float32), data.y_train
-        self.x_test, self.y_test = np.asarray(data.x_test, dtype=np.float32), data.y_test
-        self.lr = np.float32(lr)
-        self.grads = None
-        self.metrics = None
-
-    def _pass(self) -> float:
-        h, logp = numpy_forward(self.p, self.x)
-        self.grads = numpy_backward(self.p, self.x, h, logp, self.y)
-        loss, correct = numpy_loss_and_correct(logp, self.y)
-        test_loss, test_correct = numpy_loss_and_correct(
-            numpy_forward(self.p, self.x_test)[1], self.y_test
-        )
-        self.metrics = (
-            (loss, correct / len(self.y)),
-            (test_loss, test_correct / len(self.y_test)),
-        )
-        return loss
-
-    def start(self) -> float:
-        return self._pass()
-
-    def epoch(self) -> float:
-        self.p = [a - self.lr * g for a, g in zip(self.p, self.grads, strict=True)]
+        self.params = descend(self.params, self.grads, self.lr)
         return self._pass()
 
 

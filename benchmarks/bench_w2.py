@@ -15,21 +15,21 @@ import math
 
 import numpy as np
 from bench_libs import (
+    descend,
     jax_loss_and_correct,
     jax_params,
-    numpy_backward,
-    numpy_forward,
-    numpy_loss_and_correct,
-    numpy_params,
+    reference_metrics,
+    reference_params,
     torch_metrics,
     torch_model,
     torch_tensor,
 )
 
+from purenet import reference
 from purenet._engine import blocks
 from purenet._engine.packing import drop_blank_columns
 from purenet.data import Dataset
-from purenet.params import Params
+from purenet.params import Params, map_params
 from purenet.train import Config, epoch_order
 
 
@@ -100,15 +100,15 @@ class _Batches:
 
 
 class PlainNumpy:
-    """The textbook mini-batch epoch in float32 NumPy, samples x features: for each batch
-    (gathered with fancy indexing), forward, softmax cross-entropy, backward, and the
-    heavy-ball update ``v = momentum * v + g; w = w - lr * v``; then the test metrics."""
+    """:mod:`purenet.reference` run as plain NumPy in float32, mini-batch by mini-batch
+    (gathered with fancy indexing), with the heavy-ball update ``v = momentum * v + g;
+    w = w - lr * v``; then the test metrics. BLAS uses its own threads."""
 
     name = "numpy float32 plain"
 
     def __init__(self, params: Params, data: Dataset, config: Config) -> None:
-        self.p = numpy_params(params)
-        self.v = [np.zeros_like(a) for a in self.p]
+        self.params = reference_params(params, np.float32)
+        self.velocity = map_params(np.zeros_like, self.params)
         self.lr, self.beta = np.float32(config.lr), np.float32(config.momentum)
         self.x, self.y = np.asarray(data.x_train, dtype=np.float32), data.y_train
         self.x_test, self.y_test = np.asarray(data.x_test, dtype=np.float32), data.y_test
@@ -119,24 +119,19 @@ class PlainNumpy:
         loss_sum, correct = 0.0, 0
         for rows in self.batches.next_epoch():
             xb, yb = self.x[rows], self.y[rows]
-            h, logp = numpy_forward(self.p, xb)
-            grads = numpy_backward(self.p, xb, h, logp, yb)
-            self.v = [self.beta * v + g for v, g in zip(self.v, grads, strict=True)]
-            self.p = [a - self.lr * v for a, v in zip(self.p, self.v, strict=True)]
-            loss, n_correct = numpy_loss_and_correct(logp, yb)
-            loss_sum += loss * len(rows)
-            correct += n_correct
+            metrics, grads = reference.value_and_grads(self.params, xb, yb)
+            self.velocity = map_params(lambda v, g: self.beta * v + g, self.velocity, grads)
+            self.params = descend(self.params, self.velocity, self.lr)
+            loss_sum += metrics.loss * len(rows)
+            correct += round(metrics.accuracy * len(rows))
         m = len(self.y)
-        test_loss, test_correct = numpy_loss_and_correct(
-            numpy_forward(self.p, self.x_test)[1], self.y_test
-        )
-        self.metrics = ((loss_sum / m, correct / m), (test_loss, test_correct / len(self.y_test)))
+        test = reference_metrics(self.params, self.x_test, self.y_test)
+        self.metrics = ((loss_sum / m, correct / m), test)
         return loss_sum / m
 
     def test_loss_of(self, params: Params) -> float:
         """The test loss of ``params``, computed as this implementation computes its own."""
-        logp = numpy_forward(numpy_params(params), self.x_test)[1]
-        return numpy_loss_and_correct(logp, self.y_test)[0]
+        return reference_metrics(params.astype(np.float32), self.x_test, self.y_test)[0]
 
 
 class Torch:
