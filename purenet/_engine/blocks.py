@@ -1,7 +1,7 @@
 """How a batch is cut into pieces so that the network's products run fast on a CPU.
 
-This module holds no network math; :mod:`purenet.network` decides what to compute and
-this module decides in which pieces. There are two levels.
+This module holds no network math; :mod:`purenet._engine.network` decides what to
+compute and this module decides in which pieces. There are two levels.
 
 **Blocks** of about :data:`BLOCK_ROWS` rows. Everything per sample (activations,
 softmax, the backward pass) is computed one block at a time, so the intermediates stay
