@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from purenet.data import DATA_ENV, Dataset
-from purenet.download import load_verified
+from purenet.data_folder import load_from, locate
 from purenet.runs import Run
 
 
@@ -82,10 +81,7 @@ EpochOption = Annotated[
 def load_run_data(run: Run, option: Path | None) -> Dataset:
     """The dataset of ``run``: from ``--data``, else ``$PURENET_DATA``, else the folder the
     run was trained from if it still exists, else the download cache. The content is
-    checked against the run's own record (see ``purenet.runner.check_data``), which also
-    covers runs trained on a user's own variant of the files."""
-    if option is None and not os.environ.get(DATA_ENV, "").strip() and run.data_folder:
-        recorded = Path(run.data_folder)
-        if recorded.is_dir():
-            option = recorded
-    return load_verified(option, run.config.split, run.config.seed, verify=False)[1]
+    checked against the run's own record (see :meth:`purenet.runs.Run.check_data`), which
+    also covers runs trained on a user's own variant of the files."""
+    where = locate(option, recorded=run.data_folder)
+    return load_from(where, run.config.split, run.config.seed, verify=False)

@@ -1,6 +1,7 @@
 """``purenet data``: download, verify and describe the MNIST files.
 
-A thin shell over :mod:`purenet.download`. Results go to stdout; progress (a bar with
+A thin shell over :mod:`purenet.data_folder`, :mod:`purenet.cache` and
+:mod:`purenet.mnist_files`. Results go to stdout; progress (a bar with
 bytes done and total, on a terminal only) and errors go to stderr. Failures print one
 line starting with ``purenet: error:`` and exit 1.
 """
@@ -26,18 +27,12 @@ from rich.progress import (
 )
 
 from cli.common import fail
+from purenet.cache import ensure_cache
 from purenet.data import DATA_ENV, Dataset, Split, find_file
-from purenet.download import (
-    FILES,
-    FileInfo,
-    ProgressCallback,
-    describe_folder,
-    ensure_cache,
-    load_verified,
-    locate,
-    verify_file,
-)
+from purenet.data_folder import load_from, locate
 from purenet.errors import DataError, PurenetError
+from purenet.mirrors import ProgressCallback
+from purenet.mnist_files import FILES, FileInfo, describe_folder, verify_file
 
 data_app = typer.Typer(
     help="Download, verify and describe the MNIST files.",
@@ -101,20 +96,18 @@ def download_progress(quiet: bool) -> Iterator[ProgressCallback | None]:
 def training_data(
     data: Path | None, split: Split, seed: int, quiet: bool, verify: bool = True
 ) -> tuple[Path, Dataset]:
-    """The MNIST folder and split for a command that trains: ``load_verified`` with a
+    """The MNIST folder and split for a command that trains: ``load_from`` with a
     download bar on a terminal, and a loud warning when a user's folder goes unchecked.
 
     Raises:
         PurenetError: one line, for the caller to print.
     """
+    where = locate(data)
     with download_progress(quiet) as progress:
-        folder, dataset = load_verified(data, split, seed, progress=progress, verify=verify)
-    if not verify and locate(data)[1] != "cache":
-        warn_unverified(folder)
-    return folder, dataset
-
-
-SOURCES = {"--data": "--data", DATA_ENV: f"${DATA_ENV}", "cache": "the download cache"}
+        dataset = load_from(where, split, seed, progress=progress, verify=verify)
+    if not verify and not where.is_cache:
+        warn_unverified(where.path)
+    return where.path, dataset
 
 
 @data_app.command("download")
@@ -166,7 +159,7 @@ def verify_command(data: DataOption = None) -> None:
     Checks --data, else $PURENET_DATA, else the download cache; downloads nothing.
     """
     try:
-        folder, _ = locate(data)
+        folder = locate(data).path
     except PurenetError as exc:
         raise fail(str(exc)) from None
     results = [_verify_one(folder, key) for key in FILES]
@@ -193,14 +186,15 @@ def info_command(data: DataOption = None) -> None:
     The folder is --data, else $PURENET_DATA, else the download cache.
     """
     try:
-        folder, source = locate(data)
+        where = locate(data)
     except PurenetError as exc:
         raise fail(str(exc)) from None
-    typer.echo(f"folder: {folder} (from {SOURCES[source]})")
+    folder = where.path
+    typer.echo(f"folder: {folder} (from {where.source.value})")
     infos = describe_folder(folder) if folder.is_dir() else []
     if not infos:
         typer.echo("no MNIST files there yet")
     for info in infos:
         typer.echo(_info_line(info))
-    if source == "cache" and (not infos or any(i.path is None for i in infos)):
+    if where.is_cache and (not infos or any(i.path is None for i in infos)):
         typer.echo("run `purenet data download` to fetch them")

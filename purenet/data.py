@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 from pathlib import Path
 
 import attrs
@@ -48,23 +47,6 @@ HOW_TO_PROVIDE = (
     f"pass --data DIR or set {DATA_ENV} to a folder holding the four MNIST IDX files "
     f"({', '.join(s + '[.gz]' for s in FILE_STEMS.values())})"
 )
-
-
-def resolve_data_dir(option: Path | None = None) -> Path:
-    """The data folder: ``option`` if given, else ``$PURENET_DATA``.
-
-    Raises:
-        DataError: if neither is set or the folder does not exist.
-    """
-    if option is None:
-        env = os.environ.get(DATA_ENV, "").strip()
-        if not env:
-            raise DataError(f"no MNIST data folder given: {HOW_TO_PROVIDE}")
-        option = Path(env)
-    folder = Path(option).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"MNIST data folder {folder} does not exist: {HOW_TO_PROVIDE}")
-    return folder
 
 
 def find_file(folder: Path, stem: str) -> Path:

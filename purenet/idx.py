@@ -102,3 +102,31 @@ def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
 def read_idx(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Read and parse an IDX file (raw or gzip) into a read-only uint8 array."""
     return parse_idx(read_bytes(path, max_bytes), name=str(path))
+
+
+def _read_head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of a file's content, decompressing it if it is gzip."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        if not gz:
+            return raw.read(n)
+        with gzip.GzipFile(fileobj=raw) as fh:
+            return fh.read(n)
+
+
+def read_dims(path: Path) -> tuple[int, ...]:
+    """The dimensions in an IDX file's header (raw or gzip), reading only the header.
+
+    Raises:
+        IdxFormatError: if the header is unreadable or not an MNIST IDX header.
+    """
+    try:
+        head = _read_head(path, 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IdxFormatError(f"{path}: unreadable header ({exc})") from None
+    magic = struct.unpack(">I", head[:4])[0] if len(head) >= 4 else None
+    ndim = ACCEPTED_MAGICS.get(magic)
+    if ndim is None or len(head) < 4 + 4 * ndim:
+        raise IdxFormatError(f"{path}: not an MNIST IDX header")
+    return struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim])

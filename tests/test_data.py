@@ -15,8 +15,8 @@ from purenet.data import (
     Split,
     load_mnist,
     make_split,
-    resolve_data_dir,
 )
+from purenet.data_folder import DataFolder, Source, locate
 from purenet.errors import DataError, IdxFormatError
 
 # Known facts from the shared MNIST README.
@@ -179,39 +179,42 @@ def test_unknown_split_is_rejected(mnist):
         make_split(mnist, "foo", 0)
 
 
-# -- resolve_data_dir ------------------------------------------------------------------------
+# -- locating the data folder -----------------------------------------------------------------
 
 
-def test_explicit_folder_wins_over_the_environment(tmp_path, monkeypatch):
+def test_explicit_folder_wins_over_the_environment_and_the_run(tmp_path, monkeypatch):
     option, env = tmp_path / "option", tmp_path / "env"
     option.mkdir()
     env.mkdir()
     monkeypatch.setenv(DATA_ENV, str(env))
-    assert resolve_data_dir(option) == option
+    assert locate(option, recorded=tmp_path) == DataFolder(option, Source.OPTION)
 
 
 def test_environment_is_used_without_an_option(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
-    assert resolve_data_dir() == tmp_path
-    assert resolve_data_dir(None) == tmp_path
+    assert locate() == DataFolder(tmp_path, Source.ENV)
+    assert locate(None, recorded=tmp_path / "recorded") == DataFolder(tmp_path, Source.ENV)
 
 
 def test_option_with_a_tilde_is_expanded(tmp_path, monkeypatch):
     (tmp_path / "mnist").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv(DATA_ENV, raising=False)
-    assert resolve_data_dir(Path("~/mnist")) == tmp_path / "mnist"
+    assert locate(Path("~/mnist")).path == tmp_path / "mnist"
 
 
 @pytest.mark.parametrize("env", [None, "", "   "], ids=["unset", "empty", "blank"])
-def test_no_folder_at_all_says_how_to_give_one(monkeypatch, env):
+def test_no_folder_at_all_means_the_run_s_folder_else_the_cache(tmp_path, monkeypatch, env):
     if env is None:
         monkeypatch.delenv(DATA_ENV, raising=False)
     else:
         monkeypatch.setenv(DATA_ENV, env)
-    with pytest.raises(DataError, match="no MNIST data folder given") as info:
-        resolve_data_dir()
-    assert "--data" in str(info.value) and DATA_ENV in str(info.value)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = DataFolder(tmp_path / "xdg" / "purenet" / "mnist", Source.CACHE)
+    assert locate() == cache
+    assert locate(recorded=tmp_path) == DataFolder(tmp_path, Source.RUN)
+    assert locate(recorded=str(tmp_path / "gone")) == cache  # a folder since removed
+    assert not cache.path.exists()  # locating never creates it
 
 
 @pytest.mark.parametrize("via", ["option", "env"])
@@ -219,10 +222,10 @@ def test_missing_folder_is_a_data_error_naming_it(tmp_path, monkeypatch, via):
     missing = tmp_path / "not-here"
     if via == "option":
         monkeypatch.setenv(DATA_ENV, str(tmp_path))  # an existing env folder must not rescue it
-        call = lambda: resolve_data_dir(missing)  # noqa: E731
+        call = lambda: locate(missing)  # noqa: E731
     else:
         monkeypatch.setenv(DATA_ENV, str(missing))
-        call = resolve_data_dir
+        call = lambda: locate(None, recorded=tmp_path)  # noqa: E731
     with pytest.raises(DataError) as info:
         call()
     message = str(info.value)
@@ -234,7 +237,7 @@ def test_a_file_is_not_a_data_folder(tmp_path):
     file = tmp_path / "file"
     file.write_text("x")
     with pytest.raises(DataError, match="does not exist"):
-        resolve_data_dir(file)
+        locate(file)
 
 
 # -- missing files ---------------------------------------------------------------------------

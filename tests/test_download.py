@@ -1,4 +1,5 @@
-"""Getting MNIST (purenet.download and ``purenet data``), against mirrors on 127.0.0.1.
+"""Getting MNIST (purenet.data_folder, .cache, .mirrors, .mnist_files and ``purenet data``),
+against mirrors on 127.0.0.1.
 
 One HTTP server on 127.0.0.1 plays several mirrors, one per path prefix: ``good`` serves
 the real files, the others fail in one way each (404, an HTML page with status 200, a
@@ -29,20 +30,14 @@ import attrs
 import pytest
 from cli_helpers import assert_one_error_line, run
 
-from purenet import download
+from purenet import data_folder, mnist_files
+from purenet.cache import STALE_PART_SECONDS, cache_dir
 from purenet.data import DATA_ENV, load_mnist
-from purenet.download import (
-    FILES,
-    MIRRORS_ENV,
-    PART_SUFFIX,
-    STALE_PART_SECONDS,
-    cache_dir,
-    ensure_mnist,
-    mirror_list,
-    verify_file,
-)
+from purenet.data_folder import ensure_mnist
 from purenet.errors import DataError
 from purenet.idx import read_bytes
+from purenet.mirrors import DEFAULT_MIRRORS, MIRRORS_ENV, PART_SUFFIX, mirror_list
+from purenet.mnist_files import FILES, verify_file
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
@@ -241,7 +236,7 @@ def test_cache_files_that_are_the_mirrors_exact_gz_are_not_decompressed(
     def no_decompression(*args, **kwargs):
         raise AssertionError("decompressed a file whose .gz hash is published")
 
-    monkeypatch.setattr(download, "read_bytes", no_decompression)
+    monkeypatch.setattr(mnist_files, "read_bytes", no_decompression)
     fill(mirrors)
     fill(mirrors)
     assert len(mirrors.requests()) == 4
@@ -314,7 +309,7 @@ def test_a_good_raw_file_in_the_cache_is_kept(cache, mirrors, mnist_dir):
 
 
 DOWNLOAD_SCRIPT = (
-    "import sys; from purenet.download import ensure_mnist; ensure_mnist(mirrors=sys.argv[1:])"
+    "import sys; from purenet.data_folder import ensure_mnist; ensure_mnist(mirrors=sys.argv[1:])"
 )
 
 
@@ -442,8 +437,8 @@ def test_a_mirror_that_is_not_https_is_refused_before_any_connection(cache, monk
 
 def test_mirror_list_order_argument_then_environment_then_defaults(monkeypatch):
     monkeypatch.delenv(MIRRORS_ENV, raising=False)
-    assert mirror_list() == download.DEFAULT_MIRRORS
-    assert all(m.startswith("https://") for m in download.DEFAULT_MIRRORS)
+    assert mirror_list() == DEFAULT_MIRRORS
+    assert all(m.startswith("https://") for m in DEFAULT_MIRRORS)
     monkeypatch.setenv(MIRRORS_ENV, " https://a.example/x , http://127.0.0.1:8/y/ ,")
     assert mirror_list() == ("https://a.example/x/", "http://127.0.0.1:8/y/")
     assert mirror_list(["https://b.example/"]) == ("https://b.example/",)
@@ -525,23 +520,23 @@ def test_load_verified_checks_a_user_folder_through_the_hashes_loading_computes(
     def second_decompression(*args, **kwargs):
         raise AssertionError("decompressed a file a second time to verify it")
 
-    monkeypatch.setattr(download, "read_bytes", second_decompression)
+    monkeypatch.setattr(mnist_files, "read_bytes", second_decompression)
     with pytest.raises(DataError) as info:
-        download.load_verified(folder, "standard", 0)
+        data_folder.load_verified(folder, "standard", 0)
     message = str(info.value)
     assert message.startswith(f"{folder / FILES['train_labels'].gz_name}: not the MNIST ")
     assert FILES["train_labels"].sha256 in message
     assert hashlib.sha256(labels).hexdigest() in message
-    where, dataset = download.load_verified(folder, "standard", 0, verify=False)
+    where, dataset = data_folder.load_verified(folder, "standard", 0, verify=False)
     assert where == folder and dataset.y_train[20] == 3
-    where, dataset = download.load_verified(mnist_dir, "standard", 0)
+    where, dataset = data_folder.load_verified(mnist_dir, "standard", 0)
     assert where == mnist_dir
     assert dataset.sha256 == {key: spec.sha256 for key, spec in FILES.items()}
     assert not cache.parent.exists()
 
 
 def test_load_verified_fills_an_empty_cache(cache, mirrors):
-    where, dataset = download.load_verified(None, "reference", 0, [mirrors.url("good")])
+    where, dataset = data_folder.load_verified(None, "reference", 0, [mirrors.url("good")])
     assert where == cache
     assert len(dataset.y_train) == 63000 and len(mirrors.requests()) == 4
 
