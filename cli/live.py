@@ -22,8 +22,7 @@ from matplotlib.figure import Figure
 
 from purenet.errors import PurenetError
 from purenet.history import History, Row
-from purenet.plot import draw_training, save_figure, training_figure
-from purenet.runner import figure_title
+from purenet.plot import draw_training, figure_title, save_figure, training_figure
 from purenet.runs import Run
 from purenet.train import Snapshot
 

@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 
 from cli.data import data_app
-from cli.inspect import evaluate_command, replay_command, runs_command
 from cli.plot import plot_command
 from cli.predict import predict_command
+from cli.runs import evaluate_command, replay_command, runs_command
 from cli.train import train_command
 from purenet import __version__
 from purenet.errors import PurenetError

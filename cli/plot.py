@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from cli.common import DataOption, EpochOption, RunArgument, fail
-from cli.inspect import record_mismatch, replayed_epoch
+from cli.runs import replayed_epoch
 from purenet.errors import PurenetError
 from purenet.history import History
-from purenet.plot import epoch_figures, save_figure
-from purenet.runner import figure_title
+from purenet.plot import epoch_figures, figure_title, save_figure
+from purenet.replay import describe_mismatch
 
 
 def plot_command(
@@ -37,7 +37,7 @@ def plot_command(
     """
     try:
         run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
-        mismatch = record_mismatch(run, snapshot, rows)
+        mismatch = describe_mismatch(run, snapshot, rows[snapshot.epoch])
         if mismatch is not None:
             raise PurenetError(mismatch)
         folder = out if out is not None else run.folder / "figures" / f"epoch-{snapshot.epoch:06d}"

@@ -16,14 +16,19 @@ from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 from purenet.atomic import atomic_path
-from purenet.history import History
+from purenet.data import Dataset
+from purenet.history import History, Row
+from purenet.keyframes import params_at
 from purenet.plot import (
     draw_weights,
+    figure_title,
     grid_shape,
     training_curves,
     weight_limit,
     weight_mosaic,
 )
+from purenet.runs import Run
+from purenet.train import Snapshot
 
 MAX_FRAMES = 100  # the default stride keeps a clip to about this many frames
 DEFAULT_FPS = 10
@@ -132,3 +137,37 @@ def write_animation(
 def first_layer(frames: Iterable[tuple[int, object]]) -> list[tuple[int, np.ndarray]]:
     """``(epoch, params)`` pairs to ``(epoch, first-layer weights (784, n_units))``."""
     return [(epoch, np.asarray(params.layers[0].w)) for epoch, params in frames]
+
+
+def animate_run(
+    run: Run,
+    rows: Sequence[Row],
+    data: Dataset,
+    last: Snapshot,
+    path: Path,
+    stride: int,
+    fps: int = DEFAULT_FPS,
+    on_frame: Callable[[int], None] | None = None,
+) -> int:
+    """Write the GIF of ``run`` learning, up to the replayed snapshot ``last``, and return
+    how many frames it has.
+
+    Args:
+        run: an open run.
+        rows: its recorded rows, at least up to ``last.epoch``.
+        data: its dataset, to fold forward to frames that fall between keyframes.
+        last: the snapshot of the last frame (its params are drawn as they are).
+        path: the GIF to write (atomically).
+        stride: epochs between frames (see :func:`frame_epochs`).
+        fps: frames per second.
+        on_frame: called with the number of frames written so far, of
+            ``len(frame_epochs(last.epoch, stride))``.
+
+    Raises:
+        RunError: if an earlier frame's params cannot be rebuilt (see
+            :func:`purenet.keyframes.params_at`).
+    """
+    earlier = params_at(run, frame_epochs(last.epoch, stride)[:-1], lambda: data)
+    frames = first_layer([*earlier, (last.epoch, last.params)])
+    history = History.from_rows(rows[: last.epoch + 1])
+    return write_animation(path, history, frames, figure_title(run.config), fps, on_frame=on_frame)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 from purenet.data import Dataset
 from purenet.params import Params
-from purenet.runner import check_data
 from purenet.runs import Run, RunError
 from purenet.train import Snapshot, train
 
@@ -46,7 +45,7 @@ def params_at(
         if current is None or not start <= current.epoch < epoch:
             if dataset is None:
                 dataset = data()
-                check_data(run, dataset)
+                run.check_data(dataset)
             fold = train(run.config, dataset, start=run.load_keyframe(start))
             current = None
         for snapshot in fold:

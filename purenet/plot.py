@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib import colormaps
@@ -24,6 +25,9 @@ from purenet.history import History
 from purenet.params import Params
 from purenet.predict import class_probabilities
 
+if TYPE_CHECKING:
+    from purenet.train import Config
+
 LOSS_COLOR = "red"
 TRAIN_COLOR = "blue"
 TEST_COLOR = "orange"
@@ -33,6 +37,15 @@ DIGIT_CMAP = "gray_r"  # dark ink on light paper
 SIDE = 28
 
 FIGURE_NAMES = ("training", "confusion", "per-class", "weights", "misclassified")
+
+
+def figure_title(config: Config) -> str:
+    """The title that names a run's figures: its layer sizes, learning rate, split and
+    seed (``purenet 784-10, lr 0.5, reference split, seed 0``)."""
+    return (
+        f"purenet {'-'.join(map(str, config.sizes))}, lr {config.lr}, "
+        f"{config.split.value} split, seed {config.seed}"
+    )
 
 
 def training_curves(loss_ax, history: History) -> list[tuple[Line2D, np.ndarray]]:

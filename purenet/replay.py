@@ -16,7 +16,6 @@ import attrs
 from purenet import __version__
 from purenet.data import Dataset
 from purenet.history import Row
-from purenet.runner import check_data
 from purenet.runs import Run, RunError, computed_with
 from purenet.train import Snapshot, train
 
@@ -42,7 +41,7 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
             differs from what the run was trained on.
     """
     run.rows_up_to(epoch)  # raises unless the epoch has a row on record
-    check_data(run, data)
+    run.check_data(data)
     start = starting_keyframe(run, epoch)
     for snapshot in train(run.config, data, start=run.load_keyframe(start)):
         if snapshot.epoch == epoch:

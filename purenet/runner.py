@@ -15,10 +15,9 @@ import attrs
 from purenet.data import Dataset
 from purenet.errors import PurenetError
 from purenet.history import History, Row, csv_line
-from purenet.optim import TrainState
-from purenet.plot import save_figure, training_figure
+from purenet.plot import figure_title, save_figure, training_figure
 from purenet.runs import DIVERGED, FIGURE_FILE, FINISHED, INTERRUPTED, Run, RunError
-from purenet.train import Config, Snapshot, train
+from purenet.train import Config, Snapshot, TrainState, train
 
 
 @attrs.frozen
@@ -42,23 +41,6 @@ class Outcome:
     seconds: float = 0.0
     best_epoch: int | None = None
     stopped_early: bool = False
-
-
-def check_data(run: Run, data: Dataset) -> None:
-    """Refuse data whose content differs from what the run was trained on."""
-    if run.data_sha256 and data.sha256 != run.data_sha256:
-        differing = sorted(k for k in run.data_sha256 if data.sha256.get(k) != run.data_sha256[k])
-        raise RunError(
-            f"the MNIST files differ from those run {run.name} was trained on "
-            f"({', '.join(differing)}); point --data at the original files"
-        )
-
-
-def figure_title(config: Config) -> str:
-    return (
-        f"purenet {'-'.join(map(str, config.sizes))}, lr {config.lr}, "
-        f"{config.split.value} split, seed {config.seed}"
-    )
 
 
 def write_figure(run: Run, rows: list[Row]) -> None:

@@ -28,7 +28,7 @@ import socket
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from purenet.history import Row, csv_header, csv_line, parse_rows
 from purenet.optim import TrainState
 from purenet.params import Layer, Params
 from purenet.train import Config
+
+if TYPE_CHECKING:
+    from purenet.data import Dataset
 
 SCHEMA_VERSION = 1
 DEFAULT_KEYFRAME_EVERY = 25
@@ -219,6 +222,21 @@ class Run:
     @property
     def name(self) -> str:
         return self.folder.name
+
+    def check_data(self, data: Dataset) -> None:
+        """Refuse data whose content differs from what the run was trained on.
+
+        Raises:
+            RunError: naming the files that differ.
+        """
+        if self.data_sha256 and data.sha256 != self.data_sha256:
+            differing = sorted(
+                k for k in self.data_sha256 if data.sha256.get(k) != self.data_sha256[k]
+            )
+            raise RunError(
+                f"the MNIST files differ from those run {self.name} was trained on "
+                f"({', '.join(differing)}); point --data at the original files"
+            )
 
     # -- metrics -------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""Looking back at runs: ``purenet replay``, ``purenet evaluate`` and ``purenet runs``."""
+"""Looking back at recorded runs: ``purenet replay``, ``purenet evaluate`` and
+``purenet runs``."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,20 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
-from purenet.animate import (
-    DEFAULT_FPS,
-    default_stride,
-    first_layer,
-    frame_epochs,
-    write_animation,
-)
+from purenet.animate import DEFAULT_FPS, animate_run, default_stride, frame_epochs
 from purenet.errors import PurenetError
 from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
 from purenet.history import History
-from purenet.keyframes import params_at
-from purenet.plot import save_figure, training_figure
+from purenet.plot import figure_title, save_figure, training_figure
 from purenet.replay import describe_mismatch, replay, starting_keyframe
-from purenet.runner import figure_title
 from purenet.runs import Run, list_runs, save_params
 from purenet.train import Snapshot
 
@@ -36,12 +30,6 @@ def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
     rows, epoch = run.rows_up_to(epoch)
     dataset = load_run_data(run, data)
     return run, rows, dataset, replay(run, epoch, dataset)
-
-
-def record_mismatch(run: Run, snapshot: Snapshot, rows) -> str | None:
-    """None when the replayed ``snapshot`` equals its recorded row bit for bit; else one
-    line naming the columns that differ and the likely cause."""
-    return describe_mismatch(run, snapshot, rows[snapshot.epoch])
 
 
 def _metrics_line(snapshot: Snapshot) -> str:
@@ -57,32 +45,23 @@ def check_gif(value: Path | None) -> Path | None:
     return value
 
 
-def animate(run: Run, rows, dataset, last: Snapshot, path: Path, stride: int, fps: int) -> int:
-    """Write the animation of ``run`` up to the replayed snapshot ``last`` (its params
-    are the last frame); returns the number of frames. Shows a progress bar on stderr
-    when it is a terminal."""
-    earlier = params_at(run, frame_epochs(last.epoch, stride)[:-1], lambda: dataset)
-    frames = first_layer([*earlier, (last.epoch, last.params)])
-    history = History.from_rows(rows[: last.epoch + 1])
-    progress, on_frame = contextlib.nullcontext(), None
-    if sys.stderr.isatty():
-        progress = Progress(
-            TextColumn("rendering"),
-            MofNCompleteColumn(),
-            BarColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        task = progress.add_task("frames", total=len(frames))
-
-        def on_frame(n: int) -> None:
-            progress.update(task, completed=n)
-
+@contextlib.contextmanager
+def rendering_progress(frames: int) -> Iterator[Callable[[int], None] | None]:
+    """The ``on_frame`` callback of a rendering: a bar on stderr on a terminal, else None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    progress = Progress(
+        TextColumn("rendering"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("frames", total=frames)
     with progress:
-        return write_animation(
-            path, history, frames, figure_title(run.config), fps, on_frame=on_frame
-        )
+        yield lambda n: progress.update(task, completed=n)
 
 
 def replay_command(
@@ -145,7 +124,7 @@ def replay_command(
         f"{snapshot.epoch - keyframe} epochs folded forward)"
     )
     typer.echo(_metrics_line(snapshot))
-    mismatch = record_mismatch(run, snapshot, rows)
+    mismatch = describe_mismatch(run, snapshot, rows[snapshot.epoch])
     if mismatch is not None:
         raise fail(mismatch)
     typer.echo("matches the recorded row bit for bit")
@@ -155,7 +134,8 @@ def replay_command(
     if animation is not None:
         stride = stride or default_stride(snapshot.epoch, run.keyframe_every)
         try:
-            frames = animate(run, rows, dataset, snapshot, animation, stride, fps)
+            with rendering_progress(len(frame_epochs(snapshot.epoch, stride))) as on_frame:
+                frames = animate_run(run, rows, dataset, snapshot, animation, stride, fps, on_frame)
         except PurenetError as exc:
             raise fail(str(exc)) from None
         except OSError as exc:
@@ -179,7 +159,7 @@ def evaluate_command(
         run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
     except PurenetError as exc:
         raise fail(str(exc)) from None
-    mismatch = record_mismatch(run, snapshot, rows)
+    mismatch = describe_mismatch(run, snapshot, rows[snapshot.epoch])
     if mismatch is not None:
         recorded = rows[snapshot.epoch]
         typer.echo(
