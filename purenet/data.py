@@ -15,9 +15,10 @@ from pathlib import Path
 import attrs
 import numpy as np
 
+from purenet.arrays import array_field, frozen_result
 from purenet.errors import DataError, IdxFormatError
 from purenet.idx import parse_idx, read_bytes
-from purenet.params import frozen_result, readonly_array, same_array
+from purenet.seeds import Stream
 
 DATA_ENV = "PURENET_DATA"
 IMAGE_SIDE = 28
@@ -30,10 +31,6 @@ FILE_STEMS = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-# Seed streams: each use of a run's seed draws from its own stream, so that changing,
-# say, the initialisation never changes the split.
-SPLIT_STREAM = 1
 
 
 class Split(str, enum.Enum):
@@ -57,12 +54,6 @@ def find_file(folder: Path, stem: str) -> Path:
     raise DataError(f"{folder / stem}[.gz] not found: {HOW_TO_PROVIDE}")
 
 
-def _frozen_array(**kwargs):
-    return attrs.field(
-        converter=readonly_array, eq=attrs.cmp_using(eq=same_array), hash=False, **kwargs
-    )
-
-
 @attrs.frozen
 class Mnist:
     """The four MNIST arrays as stored in the files.
@@ -76,10 +67,10 @@ class Mnist:
             (empty when the arrays did not come from files).
     """
 
-    train_images: np.ndarray = _frozen_array()
-    train_labels: np.ndarray = _frozen_array()
-    test_images: np.ndarray = _frozen_array()
-    test_labels: np.ndarray = _frozen_array()
+    train_images: np.ndarray = array_field()
+    train_labels: np.ndarray = array_field()
+    test_images: np.ndarray = array_field()
+    test_labels: np.ndarray = array_field()
     sha256: dict[str, str] = attrs.field(factory=dict, hash=False)
 
 
@@ -95,10 +86,10 @@ class Dataset:
         sha256: content hashes of the files it was made from (see :class:`Mnist`).
     """
 
-    x_train: np.ndarray = _frozen_array()
-    y_train: np.ndarray = _frozen_array()
-    x_test: np.ndarray = _frozen_array()
-    y_test: np.ndarray = _frozen_array()
+    x_train: np.ndarray = array_field()
+    y_train: np.ndarray = array_field()
+    x_test: np.ndarray = array_field()
+    y_test: np.ndarray = array_field()
     sha256: dict[str, str] = attrs.field(factory=dict, hash=False)
 
 
@@ -186,7 +177,7 @@ def make_split(mnist: Mnist, split: Split | str, seed: int) -> Dataset:
         )
     images = np.concatenate([mnist.train_images, mnist.test_images])
     labels = np.concatenate([mnist.train_labels, mnist.test_labels]).astype(np.int64)
-    order = np.random.default_rng([seed, SPLIT_STREAM]).permutation(len(images))
+    order = np.random.default_rng([seed, Stream.SPLIT]).permutation(len(images))
     n_train = (len(images) * 9) // 10
     train, test = order[:n_train], order[n_train:]
     return Dataset(

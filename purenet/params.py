@@ -15,33 +15,8 @@ from collections.abc import Callable, Sequence
 import attrs
 import numpy as np
 
-INIT_STREAM = 2  # seed stream for initial weights (see purenet.data.SPLIT_STREAM)
-
-
-def readonly_array(value) -> np.ndarray:
-    """A read-only ndarray holding ``value``: copied once unless already read-only."""
-    if isinstance(value, np.ndarray) and not value.flags.writeable:
-        return value
-    array = np.array(value, copy=True)
-    array.setflags(write=False)
-    return array
-
-
-def frozen_result(array: np.ndarray) -> np.ndarray:
-    """Mark a freshly computed array (one that owns its data and that nobody else holds)
-    read-only in place, so a record can take it without another copy."""
-    if array.base is None and array.flags.owndata:
-        array.setflags(write=False)
-    return array
-
-
-def same_array(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bit-identical: same dtype, same shape and same bytes (so NaN equals the same NaN)."""
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
-def _array_field():
-    return attrs.field(converter=readonly_array, eq=attrs.cmp_using(eq=same_array), hash=False)
+from purenet.arrays import array_field, frozen_result
+from purenet.seeds import Stream
 
 
 @attrs.frozen
@@ -53,8 +28,8 @@ class Layer:
         b: biases, shape (n_out,), the same dtype as ``w``.
     """
 
-    w: np.ndarray = _array_field()
-    b: np.ndarray = _array_field()
+    w: np.ndarray = array_field()
+    b: np.ndarray = array_field()
 
     def __attrs_post_init__(self) -> None:
         if self.w.ndim != 2 or self.b.shape != (self.w.shape[1],):
@@ -102,21 +77,6 @@ class Params:
         """The same parameters converted to ``dtype`` (e.g. float64 for gradient checks)."""
         return map_params(lambda a: a.astype(dtype), self)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Flat name -> array mapping (``w0``, ``b0``, ``w1``, ...), e.g. for ``np.savez``."""
-        out = {}
-        for i, layer in enumerate(self.layers):
-            out[f"w{i}"] = layer.w
-            out[f"b{i}"] = layer.b
-        return out
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], activation="relu") -> Params:
-        """Inverse of :meth:`arrays`."""
-        n = len(arrays) // 2
-        layers = tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n))
-        return cls(layers, activation)
-
 
 def map_params(fn: Callable[..., np.ndarray], *trees: Params) -> Params:
     """Apply ``fn`` array-wise across params of identical structure.
@@ -156,10 +116,10 @@ def init_params(
     """Fresh parameters for a network with layer widths ``sizes`` (input first).
 
     A pure function of its arguments: the random numbers come from a generator seeded
-    with ``(seed, INIT_STREAM)``, never from NumPy's global state.
+    with ``(seed, Stream.INIT)``, never from NumPy's global state.
     """
     scheme = Init(scheme)
-    rng = np.random.default_rng([seed, INIT_STREAM])
+    rng = np.random.default_rng([seed, Stream.INIT])
     layers = []
     for n_in, n_out in itertools.pairwise(sizes):
         if scheme is Init.UNIFORM:
@@ -170,4 +130,16 @@ def init_params(
             w = rng.standard_normal((n_in, n_out)) * np.sqrt(var)
             b = np.zeros(n_out)
         layers.append(Layer(w.astype(dtype), b.astype(dtype)))
+    return Params(tuple(layers), activation)
+
+
+def zero_params(
+    sizes: Sequence[int], dtype=np.float32, activation: Activation | str = Activation.RELU
+) -> Params:
+    """All-zero parameters for layer widths ``sizes``: the shape of a network, e.g. as the
+    template that :func:`purenet.flat.unflatten` fills from saved arrays."""
+    layers = (
+        Layer(np.zeros((n_in, n_out), dtype), np.zeros(n_out, dtype))
+        for n_in, n_out in itertools.pairwise(sizes)
+    )
     return Params(tuple(layers), activation)

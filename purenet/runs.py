@@ -19,7 +19,6 @@ truncated or malformed raises :class:`RunError` naming it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
@@ -36,10 +35,10 @@ from purenet import __version__
 from purenet._engine.threads import blas_description
 from purenet.atomic import atomic_save, atomic_write_text
 from purenet.errors import ConfigError, PurenetError
+from purenet.flat import flatten, unflatten
 from purenet.history import Row, csv_header, csv_line, parse_rows
-from purenet.optim import TrainState
-from purenet.params import Layer, Params
-from purenet.train import Config
+from purenet.params import Params
+from purenet.train import Config, TrainState, state_template
 
 if TYPE_CHECKING:
     from purenet.data import Dataset
@@ -67,7 +66,7 @@ def keyframe_name(epoch: int) -> str:
 
 def save_params(path: Path, params: Params, **extra: np.ndarray) -> None:
     """Write ``params`` (w0, b0, w1, ...) and ``extra`` arrays as ``.npz``, atomically."""
-    atomic_save(Path(path), lambda fh: np.savez(fh, **params.arrays(), **extra))
+    atomic_save(Path(path), lambda fh: np.savez(fh, **flatten(params), **extra))
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -83,24 +82,10 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise RunError(f"{path}: not a readable snapshot: {reason}") from None
 
 
-def params_from_npz(
-    arrays: dict[str, np.ndarray], sizes: tuple[int, ...], path: Path, activation="relu"
-) -> Params:
-    """Params from arrays ``w0, b0, ...``, checked against the expected layer sizes."""
-    layers = []
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        w, b = arrays.get(f"w{i}"), arrays.get(f"b{i}")
-        if w is None or b is None:
-            raise RunError(f"{path}: missing the arrays of layer {i}")
-        if w.shape != (n_in, n_out) or b.shape != (n_out,) or w.dtype != b.dtype:
-            raise RunError(
-                f"{path}: layer {i} has w {w.shape} {w.dtype}, b {b.shape} {b.dtype}; "
-                f"the run needs ({n_in}, {n_out}) and ({n_out},) of one float dtype"
-            )
-        if not np.issubdtype(w.dtype, np.floating):
-            raise RunError(f"{path}: layer {i} holds {w.dtype}, not floats")
-        layers.append(Layer(w, b))
-    return Params(tuple(layers), activation)
+def _before_0_4(epoch: int) -> dict[str, np.ndarray]:
+    """What keyframes written before purenet 0.4 leave out: a learning-rate schedule's
+    position in training, which at a keyframe (an epoch boundary) is the epoch's step 0."""
+    return {"opt.schedule.epoch": np.int64(epoch), "opt.schedule.step": np.int64(0)}
 
 
 def computed_with() -> dict[str, str]:
@@ -309,26 +294,26 @@ class Run:
         return self.folder / SNAPSHOT_DIR / keyframe_name(epoch)
 
     def save_keyframe(self, state: TrainState) -> None:
-        """Save the params, the optimizer's state (``opt.*`` arrays) and the epoch."""
-        opt = {f"opt.{k}": v for k, v in state.opt_state.arrays().items()}
-        save_params(
-            self.keyframe_path(state.epoch), state.params, epoch=np.int64(state.epoch), **opt
-        )
+        """Save the state's arrays: params ``w0, b0, ...``, ``epoch`` and the optimizer's
+        state ``opt.*`` (see :func:`purenet.flat.flatten`)."""
+        atomic_save(self.keyframe_path(state.epoch), lambda fh: np.savez(fh, **flatten(state)))
 
     def load_keyframe(self, epoch: int) -> TrainState:
-        """The training state saved at ``epoch``."""
+        """The training state saved at ``epoch``.
+
+        Raises:
+            RunError: if the file is unreadable, holds another epoch, or arrays that do
+                not fit the run's network and optimizer.
+        """
         path = self.keyframe_path(epoch)
         arrays = load_npz(path)
         stored = arrays.get("epoch")
         if stored is None or stored.shape != () or int(stored) != epoch:
             raise RunError(f"{path}: does not hold epoch {epoch}")
-        params = params_from_npz(arrays, self.config.sizes, path, self.config.activation)
-        opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
         try:
-            opt_state = self.config.make_optimizer().state_from_arrays(opt_arrays, params)
-        except (KeyError, ValueError) as exc:
-            raise RunError(f"{path}: optimizer state unusable ({exc})") from None
-        return TrainState(params, opt_state, epoch)
+            return unflatten(state_template(self.config), {**_before_0_4(epoch), **arrays})
+        except ValueError as exc:
+            raise RunError(f"{path}: does not fit run {self.name}: {exc}") from None
 
     def should_keyframe(self, epoch: int) -> bool:
         return epoch % self.keyframe_every == 0 or epoch == self.config.epochs

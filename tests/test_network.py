@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import bounded, problems, random_network
 
+from purenet.arrays import same_array
 from purenet.network import (
     cross_entropy,
     evaluate,
@@ -20,7 +21,7 @@ from purenet.network import (
     softmax,
     value_and_grads,
 )
-from purenet.params import Layer, Params, map_params, same_array
+from purenet.params import Layer, Params, map_params
 
 logits = st.integers(1, 6).flatmap(
     lambda m: st.integers(2, 8).flatmap(lambda k: bounded(np.float64, (m, k), 50.0))

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from purenet import reference
-from purenet.optim import Sgd, TrainState, step
+from purenet.optim import Sgd
 from purenet.params import Activation, Layer, Params
+from purenet.train import TrainState, step
 
 
 def _network(rng: np.random.Generator, sizes, activation) -> Params:
@@ -87,10 +88,10 @@ def test_training_steps_follow_gradient_descent_on_the_reference():
             Layer(rng.uniform(-0.5, 0.5, (10, 10)), rng.uniform(-0.5, 0.5, 10)),
         )
     )
-    state = TrainState(params, Sgd().init(params), 0)
+    state = TrainState(params, Sgd(lr).init(params), 0)
     for _ in range(25):
         want, g = reference.value_and_grads(params, x, y)
-        state, got = step(state, x, y, Sgd(), lr)
+        state, got = step(state, x, y, Sgd(lr))
         assert got.loss == pytest.approx(want.loss, rel=1e-12)
         assert got.accuracy == want.accuracy
         params = Params(

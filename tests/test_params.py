@@ -1,4 +1,5 @@
-"""Params records: read-only arrays, bitwise equality, validation, initialisation."""
+"""Params records: read-only arrays, bitwise equality, validation, initialisation, and
+their flat arrays."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import attrs
 import numpy as np
 import pytest
 
-from purenet.params import Init, Layer, Params, init_params, readonly_array, same_array
+from purenet.arrays import readonly_array, same_array
+from purenet.flat import flatten, unflatten
+from purenet.params import Init, Layer, Params, init_params, zero_params
 
 
 def test_layer_arrays_are_read_only_copies():
@@ -84,7 +87,29 @@ def test_uniform_scheme_matches_the_reference_range():
     assert layer.b.any()
 
 
-def test_arrays_round_trip():
+def test_flat_arrays_round_trip_and_are_named_as_in_keyframes():
     params = init_params((5, 4, 3), seed=2)
-    assert Params.from_arrays(params.arrays()) == params
-    assert set(params.arrays()) == {"w0", "b0", "w1", "b1"}
+    arrays = flatten(params)
+    assert set(arrays) == {"w0", "b0", "w1", "b1"}
+    assert unflatten(zero_params((5, 4, 3)), arrays) == params
+    assert set(flatten(params, "velocity")) == {
+        "velocity.w0",
+        "velocity.b0",
+        "velocity.w1",
+        "velocity.b1",
+    }
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.pop("b1"), "no array named b1"),
+        (lambda a: a.update(w0=np.zeros((4, 5), np.float32)), r"w0 has shape \(4, 5\)"),
+        (lambda a: a.update(w1=a["w1"].astype(np.int32)), "not one floating dtype"),
+    ],
+)
+def test_unflatten_refuses_arrays_that_do_not_fit_naming_them(change, message):
+    arrays = dict(flatten(init_params((5, 4, 3), seed=2)))
+    change(arrays)
+    with pytest.raises(ValueError, match=message):
+        unflatten(zero_params((5, 4, 3)), arrays)

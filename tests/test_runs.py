@@ -18,7 +18,8 @@ from cli_helpers import PURENET, assert_one_error_line, environment, run, traine
 from test_train import synthetic
 
 import purenet.atomic
-from purenet.params import same_array
+from purenet.arrays import same_array
+from purenet.flat import flatten
 from purenet.replay import describe_mismatch, matches_record, replay
 from purenet.runner import prepare_resume, record_training
 from purenet.runs import SNAPSHOT_DIR, Run, RunError, keyframe_name, list_runs
@@ -75,6 +76,25 @@ def test_a_mismatch_names_the_columns_and_the_likely_cause(tmp_path):
     meta["purenet_version"] = "0.0.1"
     (run_.folder / "config.json").write_text(json.dumps(meta))
     assert "recorded by purenet 0.0.1" in describe_mismatch(Run.open(run_.folder), again, tampered)
+
+
+def test_keyframes_written_before_0_4_load_with_the_schedule_at_their_epoch(tmp_path):
+    """purenet 0.3 kept no schedule position in a keyframe; at an epoch boundary it is the
+    epoch's step 0, and such keyframes load, replay and resume exactly."""
+    data = synthetic()
+    config = Config(
+        hidden=(6,), epochs=5, batch_size=16, optimizer="adam", lr=0.01, schedule="cosine"
+    )
+    run_, _, yielded = recorded_run(tmp_path / "r", config, 2, data)
+    with np.load(run_.keyframe_path(2)) as npz:
+        assert {"epoch", "opt.count", "opt.schedule.epoch", "opt.schedule.step"} <= set(npz)
+    for epoch in run_.keyframe_epochs():
+        path = run_.keyframe_path(epoch)
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files if not k.startswith("opt.schedule.")}
+        np.savez(path, **arrays)  # as purenet 0.3 wrote it
+        assert run_.load_keyframe(epoch) == yielded[epoch].state
+    assert replay(run_, 3, data) == yielded[3]
 
 
 def test_replay_refuses_epochs_outside_the_run(tmp_path):
@@ -209,7 +229,7 @@ def test_cli_replay_matches_the_record_and_the_params_training_saved(cli_run, mn
     assert figure.read_bytes()[:4] == b"\x89PNG"
     with np.load(params, allow_pickle=False) as saved:
         replayed = {k: saved[k] for k in saved.files}
-    trained = Run.open(cli_run).load_keyframe(6).params.arrays()
+    trained = flatten(Run.open(cli_run).load_keyframe(6).params)
     assert set(replayed) == set(trained) == {"w0", "b0", "w1", "b1"}
     assert all(same_array(replayed[k], trained[k]) for k in trained)
 

@@ -11,12 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import problems
 
+from purenet.arrays import same_array
 from purenet.data import Dataset
 from purenet.errors import ConfigError
 from purenet.network import evaluate, metrics_of, value_and_grads, value_grads_and_metrics
-from purenet.optim import Sgd, TrainState, apply_updates, step
-from purenet.params import map_params, same_array
-from purenet.train import Config, initial_state, packed_batches, train
+from purenet.optim import Sgd, apply_updates
+from purenet.params import map_params
+from purenet.train import Config, TrainState, initial_state, packed_batches, step, train
 
 
 def synthetic(seed: int = 0, m: int = 64, m_test: int = 32) -> Dataset:
@@ -95,8 +96,8 @@ def test_training_neither_uses_nor_changes_numpy_global_random_state():
 def test_step_with_zero_learning_rate_changes_nothing_and_leaves_inputs(problem):
     params, x, y = problem
     x_copy, params_copy = x.copy(), map_params(np.copy, params)
-    state = TrainState(params, Sgd().init(params), 0)
-    new_state, metrics = step(state, x, y, Sgd(), 0.0)
+    state = TrainState(params, Sgd(0.0).init(params), 0)
+    new_state, metrics = step(state, x, y, Sgd(0.0))
     # equal values (a -0.0 weight may come back as +0.0: -0.0 + 0.0 is +0.0 in IEEE 754)
     for old, new in zip(params.layers, new_state.params.layers, strict=True):
         assert np.array_equal(old.w, new.w) and np.array_equal(old.b, new.b)
@@ -110,9 +111,9 @@ def test_step_with_zero_learning_rate_changes_nothing_and_leaves_inputs(problem)
 @given(problems(), st.floats(1e-3, 1.0))
 def test_step_is_deterministic_and_moves_against_the_gradient(problem, lr):
     params, x, y = problem
-    state = TrainState(params, Sgd().init(params), 0)
-    a, _ = step(state, x, y, Sgd(), lr)
-    b, _ = step(state, x, y, Sgd(), lr)
+    state = TrainState(params, Sgd(lr).init(params), 0)
+    a, _ = step(state, x, y, Sgd(lr))
+    b, _ = step(state, x, y, Sgd(lr))
     assert a == b
     g = value_and_grads(params, x, y)[1]
     for old, new, grad in zip(params.layers, a.params.layers, g.layers, strict=True):
