@@ -26,13 +26,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cli.common import fail
 from purenet.cache import ensure_cache
 from purenet.data import DATA_ENV, Dataset, Split, find_file
 from purenet.data_folder import load_from, locate
 from purenet.errors import DataError, PurenetError
 from purenet.mirrors import ProgressCallback
 from purenet.mnist_files import FILES, FileInfo, describe_folder, verify_file
+
+from .common import fail
 
 data_app = typer.Typer(
     help="Download, verify and describe the MNIST files.",

@@ -1,7 +1,10 @@
 """The ``purenet`` command: a thin shell over the library.
 
+This folder (``cli/``) is installed as the package ``purenet_cli``; its modules import
+each other relatively, so they do not depend on that name.
+
 Bad arguments exit 2 naming the option (click does most of this; the callbacks in
-``cli.common`` add what it misses, such as ``--lr nan``). Failures at run time print one
+``common`` add what it misses, such as ``--lr nan``). Failures at run time print one
 line starting with ``purenet: error:`` to stderr and exit 1. Results go to stdout,
 progress to stderr.
 """
@@ -13,13 +16,14 @@ from typing import Annotated
 
 import typer
 
-from cli.data import data_app
-from cli.plot import plot_command
-from cli.predict import predict_command
-from cli.runs import evaluate_command, replay_command, runs_command
-from cli.train import train_command
 from purenet import __version__
 from purenet.errors import PurenetError
+
+from .data import data_app
+from .plot import plot_command
+from .predict import predict_command
+from .runs import evaluate_command, replay_command, runs_command
+from .train import train_command
 
 app = typer.Typer(
     name="purenet",

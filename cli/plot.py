@@ -7,12 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import DataOption, EpochOption, RunArgument, fail
-from cli.runs import replayed_epoch
 from purenet.errors import PurenetError
 from purenet.history import History
 from purenet.plot import epoch_figures, figure_title, save_figure
 from purenet.replay import describe_mismatch
+
+from .common import DataOption, EpochOption, RunArgument, fail
+from .runs import replayed_epoch
 
 
 def plot_command(

@@ -9,13 +9,14 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
 from purenet.errors import PurenetError
 from purenet.images import ImageReadError, read_image
 from purenet.keyframes import params_at
 from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
 from purenet.runs import Run
+
+from .common import DataOption, EpochOption, RunArgument, fail, load_run_data
 
 
 def predict_command(

@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.common import DataOption, EpochOption, RunArgument, fail, load_run_data
 from purenet.animate import DEFAULT_FPS, animate_run, default_stride, frame_epochs
 from purenet.errors import PurenetError
 from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
@@ -22,6 +21,8 @@ from purenet.plot import figure_title, save_figure, training_figure
 from purenet.replay import describe_mismatch, replay, starting_keyframe
 from purenet.runs import Run, list_runs, save_params
 from purenet.train import Snapshot
+
+from .common import DataOption, EpochOption, RunArgument, fail, load_run_data
 
 
 def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):

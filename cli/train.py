@@ -16,10 +16,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import DataOption, fail, load_run_data
-from cli.data import training_data
-from cli.live import chain, live_view
-from cli.progress import TrainingProgress
 from purenet._engine.threads import default_workers
 from purenet.config import SETTING_NAMES, Config, Optimizer, default_of, setting_of
 from purenet.data import Dataset, Split
@@ -30,6 +26,11 @@ from purenet.presets import PRESETS, Preset, describe, preset_config
 from purenet.runner import Outcome, prepare_resume, record_training
 from purenet.runs import DEFAULT_KEYFRAME_EVERY, DIVERGED, INTERRUPTED, Run
 from purenet.train import TrainState
+
+from .common import DataOption, fail, load_run_data
+from .data import training_data
+from .live import chain, live_view
+from .progress import TrainingProgress
 
 EXIT_INTERRUPTED = 130
 

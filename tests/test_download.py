@@ -561,7 +561,7 @@ def test_verify_file_accepts_raw_and_gzip_alike_and_bounds_decompression(tmp_pat
 
 
 def run_data_command(args, cache_home: Path, **env: str) -> subprocess.CompletedProcess:
-    code = "from cli.data import data_app; data_app(prog_name='purenet data')"
+    code = "from purenet_cli.data import data_app; data_app(prog_name='purenet data')"
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
         cwd=REPO,
@@ -598,7 +598,7 @@ def test_cli_download_fills_the_cache_quietly_when_not_a_terminal(tmp_path, mirr
 def run_on_a_terminal(args, cache_home: Path, **env: str) -> tuple[int, bytes, bytes]:
     """Run a data command with stderr on a pseudo-terminal: (exit code, stdout, terminal)."""
     controller, terminal = pty.openpty()
-    code = "from cli.data import data_app; data_app(prog_name='purenet data')"
+    code = "from purenet_cli.data import data_app; data_app(prog_name='purenet data')"
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=REPO,
@@ -644,7 +644,7 @@ def test_cli_download_quiet_draws_nothing_even_on_a_terminal(tmp_path, mirrors):
 def test_training_data_warns_loudly_only_when_a_user_folder_goes_unchecked(
     tmp_path, cache, mirrors, mnist_dir, capsys
 ):
-    from cli.data import training_data
+    from purenet_cli.data import training_data
 
     labels = flip_byte(raw_content(mnist_dir, "test_labels"), 8)  # label 7 becomes 248
     folder = user_folder(tmp_path, mnist_dir, {"test_labels": labels})

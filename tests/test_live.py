@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 from test_train import synthetic
 
-import cli.live as live
-from cli.live import LIVE_FILE, LiveView, chain, live_view
+import purenet_cli.live as live
 from purenet.runner import record_training
 from purenet.runs import Run
 from purenet.train import Config, train
+from purenet_cli.live import LIVE_FILE, LiveView, chain, live_view
 
 CONFIG = Config(hidden=(5,), epochs=12, lr=0.5)
 
