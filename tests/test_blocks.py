@@ -41,11 +41,21 @@ def test_the_reference_network_is_tiled_and_a_wide_batch_is_cut_for_both_cores()
     assert reference.workers == min(threads.available_cores(), len(reference.blocks))
     assert {b.stop - b.start for b in reference.blocks[:-1]} == {1008}
     wide = blocks.plan(128, [(784, 512), (512, 10)], workers=2)
-    assert wide.tiles[0] is None and wide.workers == 2
-    assert [(b.start, b.stop) for b in wide.blocks] == [(0, 64), (64, 128)]
-    # the blocks depend on the batch size only, never on the threads
-    assert blocks.plan(128, [(784, 512), (512, 10)], workers=1).blocks == wide.blocks
-    assert {b.stop - b.start for b in blocks.plan(60_000, [(784, 512)]).blocks[:-1]} == {1024}
+    assert wide.tiles[0] is None and wide.wide == (True, False)
+    assert len(wide.blocks) == 1 and wide.workers == 1 and wide.product_workers == 2
+    assert blocks.column_chunks(512) == [slice(0, 256), slice(256, 512)]
+    assert blocks.column_chunks(10) == [slice(0, 10)]
+
+
+def test_a_wide_product_is_the_same_bits_on_any_number_of_threads():
+    rng = np.random.default_rng(0)
+    a = rng.random((70, 300), dtype=np.float32)
+    b = rng.random((300, 1100), dtype=np.float32)
+    one = blocks.wide_product(a, b, 1)
+    np.testing.assert_allclose(one, a @ b, rtol=1e-5)
+    for workers in (2, 3, 8):
+        assert blocks.wide_product(a, b, workers).tobytes() == one.tobytes()
+    assert blocks.wide_product(a.T, a, 2).shape == (300, 300)  # transposed operands
 
 
 def test_purenet_threads_caps_the_threads(monkeypatch):

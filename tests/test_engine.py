@@ -2,7 +2,8 @@
 
 Hypothesis draws the structure of each case so that it reaches the engine's fast paths:
 the reference network's 784 x 10 first layer (products in tiles of 112 rows), a wide
-784 x 512 layer (mini-batches cut into blocks of 64 rows, blank input columns left out),
+784 x 512 layer (products cut by output columns over threads, blank input columns left
+out),
 deeper and narrower networks, many blocks, several threads, every activation, dropout,
 and packed batches. The numbers themselves come from a seeded generator (normal weights,
 digit-like inputs with blank margins), so that the comparison is not decided by exact
@@ -34,7 +35,7 @@ from purenet.params import Activation, Layer, Params
 SHAPES = {
     # first layer (n_in, n_out): what the engine does with it
     "tiled": (784, 10),  # the reference network: tiles of 112 rows
-    "wide": (784, 512),  # too wide to tile: blocks of 64+ rows, blank columns dropped
+    "wide": (784, 512),  # too wide to tile: products cut by columns, blank columns dropped
     "narrow": (20, 7),  # small enough for one product per block
 }
 
@@ -138,7 +139,8 @@ def test_the_cases_reach_the_fast_paths():
     assert tiled.tiles[0] == 112 and tiled.workers == 1  # one block of up to 1,008 rows
     assert blocks.plan(700, [(784, 10)], block_rows=224, workers=4).workers == 4
     wide = blocks.plan(300, [(784, 512), (512, 10)], workers=3)
-    assert wide.tiles[0] is None and len(wide.blocks) == 5 and wide.workers == 3
+    assert wide.wide[0] and len(wide.blocks) == 1 and wide.product_workers == 3
+    assert len(blocks.plan(300, [(784, 512)], block_rows=64, workers=3).blocks) == 5
     rng = np.random.default_rng(0)
     block = digit_like(rng, 64, 784)
     assert (block == 0).all(axis=0).mean() > 0.2  # enough blank columns to drop them

@@ -39,16 +39,17 @@ from purenet._engine.threads import default_workers, run_tasks
 SMALL_PRODUCT = 880_000
 MIN_TILE_ROWS = 16  # below this, tiles cost more in calls than they save in copies
 BLOCK_ROWS = 1024  # rows per block (rounded to whole tiles); 3 MB of reference x
-# Below this, a block of a wide layer costs more in BLAS's copies of the weights into
-# packed panels than it gains in parallelism.
-MIN_WIDE_BLOCK_ROWS = 64
+# A wide product's output columns are cut into chunks of about this many, whatever the
+# number of threads (the chunks, not the threads, decide the bits).
+WIDE_CHUNK_COLUMNS = 256
 
 T = TypeVar("T")
 
 
 def wide(n_in: int, n_out: int) -> bool:
     """Whether products with an (n_in, n_out) weight matrix are too large to tile (784 x
-    512 is; 784 x 10 is not): BLAS then runs them on its own threads."""
+    512 is; 784 x 10 is not): they are then cut by output columns over the threads
+    (:func:`wide_product`)."""
     return SMALL_PRODUCT // (n_in * n_out) < MIN_TILE_ROWS
 
 
@@ -66,13 +67,18 @@ class Plan:
     Attributes:
         blocks: consecutive row ranges covering ``0..m``.
         tiles: per layer, rows per tile, or None for one product per block.
+        wide: per layer, whether its products are cut by output columns over
+            ``product_workers`` threads (:func:`wide_product`).
         workers: purenet threads that run blocks (BLAS itself runs on one thread; see
-            :mod:`purenet._engine.threads`).
+            :mod:`purenet._engine.threads`); 1 when a layer is wide.
+        product_workers: threads for each wide product; 1 when no layer is wide.
     """
 
     blocks: tuple[slice, ...]
     tiles: tuple[int | None, ...]
+    wide: tuple[bool, ...]
     workers: int
+    product_workers: int
 
 
 def default_block_rows(shapes: Sequence[tuple[int, int]], target: int = BLOCK_ROWS) -> int:
@@ -80,17 +86,6 @@ def default_block_rows(shapes: Sequence[tuple[int, int]], target: int = BLOCK_RO
     whole tiles of the first layer (1,008 for the reference network)."""
     first = tile_rows(*shapes[0]) or 1
     return max(1, round(target / first)) * first
-
-
-def wide_block_rows(m: int) -> int:
-    """Rows per block of an ``m``-row batch through a network with a wide layer: an
-    eighth of the batch, from :data:`MIN_WIDE_BLOCK_ROWS` to :data:`BLOCK_ROWS` rows.
-
-    A mini-batch of 128 then makes two blocks, one per core of a 2-core machine. It
-    depends on ``m`` only, never on the number of threads, because it decides the order
-    in which the blocks' gradients are added.
-    """
-    return min(BLOCK_ROWS, max(MIN_WIDE_BLOCK_ROWS, m // 8))
 
 
 def plan(
@@ -101,23 +96,24 @@ def plan(
 ) -> Plan:
     """The plan for ``m`` rows through layers whose weights have ``shapes`` (n_in, n_out).
 
-    ``block_rows`` overrides the block size (default: :func:`default_block_rows`, or
-    :func:`wide_block_rows` when a layer is wide), ``workers`` the number of threads
-    (default: :func:`purenet._engine.threads.default_workers`). ``workers`` never changes a
-    result; ``block_rows`` decides the order of float additions.
+    ``block_rows`` overrides the block size (default: :func:`default_block_rows`),
+    ``workers`` the number of threads (default:
+    :func:`purenet._engine.threads.default_workers`). They run the blocks, or, when a layer
+    is wide, the column chunks of its products (a mini-batch of 128 is one block, and the
+    products are where its time goes). ``workers`` never changes a result;
+    ``block_rows`` decides the order of float additions.
     """
     tiles = tuple(tile_rows(n_in, n_out) for n_in, n_out in shapes)
+    is_wide = tuple(wide(n_in, n_out) for n_in, n_out in shapes)
     if block_rows is None:
-        if any(wide(n_in, n_out) for n_in, n_out in shapes):
-            block_rows = wide_block_rows(m)
-        else:
-            block_rows = default_block_rows(shapes)
+        block_rows = default_block_rows(shapes)
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, not {block_rows}")
     blocks = tuple(slice(start, min(start + block_rows, m)) for start in range(0, m, block_rows))
-    if workers is None:
-        workers = default_workers()
-    return Plan(blocks, tiles, max(1, min(workers, len(blocks))))
+    threads = max(1, default_workers() if workers is None else workers)
+    if any(is_wide):  # one level of threads only: blocks in turn, products in chunks
+        return Plan(blocks, tiles, is_wide, 1, threads)
+    return Plan(blocks, tiles, is_wide, max(1, min(threads, len(blocks))), 1)
 
 
 def block_rows_of(x: np.ndarray, rows: slice, plan: Plan) -> np.ndarray:
@@ -148,6 +144,30 @@ def tiled_product(
         out[:whole].reshape(whole // tile, tile, len(w_t))[...] = (w_t @ stacked.mT).mT
     if whole < rows:
         out[whole:] = a[whole:] @ w
+    return out
+
+
+def column_chunks(n: int) -> list[slice]:
+    """The output columns of a wide product, in chunks of about
+    :data:`WIDE_CHUNK_COLUMNS`: fixed by ``n`` alone (512 columns: two chunks)."""
+    count = max(1, round(n / WIDE_CHUNK_COLUMNS))
+    return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
+
+
+def wide_product(a: np.ndarray, b: np.ndarray, workers: int) -> np.ndarray:
+    """``a @ b`` for ``a`` (rows, k) and ``b`` (k, n), shape (rows, n): each chunk of the
+    output's columns (:func:`column_chunks`) is one product, on ``workers`` threads.
+
+    Each output element is a sum over ``k`` whichever chunk it falls in, so the chunks
+    split the work without changing what is added to what; and since the chunks do not
+    depend on ``workers``, neither do the bits.
+    """
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+
+    def chunk(columns: slice) -> None:
+        np.matmul(a, b[:, columns], out=out[:, columns])
+
+    run_tasks([functools.partial(chunk, c) for c in column_chunks(b.shape[1])], workers)
     return out
 
 

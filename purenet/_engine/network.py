@@ -25,7 +25,8 @@ import numpy as np
 from purenet._engine import blocks
 from purenet._engine.packing import PackedBatch, drop_blank_columns
 from purenet._engine.threads import run_tasks
-from purenet.params import Activation, Layer, Params, frozen_result
+from purenet.arrays import frozen_result
+from purenet.params import Activation, Layer, Params
 from purenet.reference import Metrics, activate, dropout_masks
 
 
@@ -70,9 +71,17 @@ class _Layers:
         if columns is not None:
             w = w.take(columns, axis=0)  # take: faster than w[columns] for rows
             w_t = None if w_t is None else w_t.take(columns, axis=1)
-        out = blocks.tiled_product(a, w, w_t, self.plan.tiles[i])
+        out = self.product(i, a, w, w_t)
         out += layer.b  # in place on the fresh product
         return out
+
+    def product(self, i: int, a: np.ndarray, w: np.ndarray, w_t: np.ndarray | None = None):
+        """``a @ w`` with layer i's weights (or their transpose, or some of their rows),
+        cut as the plan says for layer i: in tiles, by output columns on threads when the
+        layer is wide, or in one piece."""
+        if self.plan.wide[i]:
+            return blocks.wide_product(a, w, self.plan.product_workers)
+        return blocks.tiled_product(a, w, w_t, self.plan.tiles[i])
 
     @property
     def first_is_wide(self) -> bool:
@@ -84,7 +93,7 @@ class _Layers:
         """The last layer's pre-activations (the logits) transposed: shape (n_out, rows),
         the layout in which :func:`_output_terms` works. A fresh C-order array."""
         last = len(self.params.layers) - 1
-        if self.plan.tiles[last] is not None:
+        if self.plan.tiles[last] is not None or self.plan.wide[last]:
             return self.affine(last, a, columns).T.copy()
         layer = self.params.layers[last]
         w = layer.w if columns is None else layer.w.take(columns, axis=0)
@@ -350,12 +359,17 @@ class _RowsOf:
 
 
 def _weight_grad(
-    a: np.ndarray, dz: np.ndarray, tile: int | None, columns: np.ndarray | None, n_in: int
+    layers: _Layers, i: int, a: np.ndarray, dz: np.ndarray, columns: np.ndarray | None
 ) -> np.ndarray | _RowsOf:
-    """``a.T @ dz``, shape (n_in, n_out); with ``columns``, ``a`` (rows, k) holds only
-    those inputs and the gradient is zero in the other rows (kept sparse: the blocks'
+    """Layer i's ``a.T @ dz``, shape (n_in, n_out); with ``columns``, ``a`` (rows, k) holds
+    only those inputs and the gradient is zero in the other rows (kept sparse: the blocks'
     sums add it into its rows only)."""
-    g = blocks.tiled_weight_grad(a, dz, tile)
+    plan = layers.plan
+    if plan.wide[i]:
+        g = blocks.wide_product(a.T, dz, plan.product_workers)
+    else:
+        g = blocks.tiled_weight_grad(a, dz, plan.tiles[i])
+    n_in = layers.params.layers[i].w.shape[0]
     return g if columns is None else _RowsOf(g, columns, n_in)
 
 
@@ -378,24 +392,31 @@ def _block_sums(
     (k, rows), from :func:`_output_terms`; BLAS takes transposed operands without copies.
     With ``columns``, ``x`` (rows, k) holds only those inputs (see :mod:`purenet._engine.packing`).
     """
-    params, tiles = layers.params, layers.plan.tiles
+    params = layers.params
     inputs, pre, post, logits_t = _trace(layers, x, masks, columns)
     loss_sum, correct, dz_t = _output_terms(logits_t, y, 1 / m_total)
     hidden = len(params.layers) - 1
 
-    def weight_grad(i: int, dz: np.ndarray) -> np.ndarray:
-        n_in = params.layers[i].w.shape[0]
-        return _weight_grad(inputs[i], dz, tiles[i], columns if i == 0 else None, n_in)
+    def weight_grad(i: int, dz: np.ndarray) -> np.ndarray | _RowsOf:
+        return _weight_grad(layers, i, inputs[i], dz, columns if i == 0 else None)
+
+    def input_grad(i: int, dz: np.ndarray) -> np.ndarray:  # dZ Wᵀ through layer i
+        w = params.layers[i].w
+        return (
+            blocks.wide_product(dz, w.T, layers.plan.product_workers)
+            if layers.plan.wide[i]
+            else dz @ w.T
+        )
 
     grads = [(weight_grad(hidden, dz_t.T), dz_t.sum(axis=1))]
-    da = dz_t.T @ params.layers[hidden].w.T if hidden else None
+    da = input_grad(hidden, dz_t.T) if hidden else None
     for i in range(hidden - 1, -1, -1):
         if masks:
             da *= masks[i]
         dz = np.multiply(da, _slope(pre[i], post[i], params.activation), out=da)
         grads.append((weight_grad(i, dz), _column_sums(dz)))
         if i > 0:
-            da = dz @ params.layers[i].w.T
+            da = input_grad(i, dz)
     return loss_sum, correct, grads[::-1]
 
 

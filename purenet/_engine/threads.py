@@ -147,6 +147,7 @@ def blas_description() -> dict[str, str]:
 
 # -- purenet's own threads -------------------------------------------------------------------
 
+_POOL_PREFIX = "purenet-worker"
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)
 _pool_lock = threading.Lock()
 
@@ -157,9 +158,15 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="purenet-block")
+            pool = ThreadPoolExecutor(workers, thread_name_prefix=_POOL_PREFIX)
             _pool = (os.getpid(), workers, pool)
         return _pool[2]
+
+
+def _in_pool() -> bool:
+    """Whether the calling thread is one of the pool's: tasks that run tasks of their own
+    run them in turn, since waiting for the pool from inside it could wait forever."""
+    return threading.current_thread().name.startswith(_POOL_PREFIX)
 
 
 def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
@@ -170,7 +177,7 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
     threads run in parallel.
     """
     with single_threaded_blas():
-        if workers <= 1 or len(tasks) <= 1:
+        if workers <= 1 or len(tasks) <= 1 or _in_pool():
             return [task() for task in tasks]
         results: list = [None] * len(tasks)
         claims = itertools.count()  # next() on it is atomic: each task is claimed once
