@@ -5,7 +5,8 @@ weights ``w`` are (n_in, n_out) and its biases ``b`` (n_out,). Hidden layers app
 activation (ReLU, tanh or sigmoid), then, while training, inverted dropout; the last layer
 is linear and its logits feed a softmax; the loss is the mean categorical cross-entropy.
 The reference tutorial lays samples out in columns, so its ``dW1 = dZ1·Xᵀ / m`` is
-``x.T @ dz1 / m`` here, transposed.
+``x.T @ dz1`` here, transposed, with the 1/m already in ``dz``: this module divides by m
+once, at the output (:func:`cross_entropy_grad`).
 
 The fast engine behind :mod:`purenet.network` (blocks, tiles, packed inputs, threads)
 computes exactly these functions, up to the order of float additions;
@@ -59,21 +60,30 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean of ``-log softmax(logits)[label]`` over the m samples."""
+    """Mean of ``-log softmax(logits)[label]`` over the m samples; ``logits`` (m, k),
+    labels ``y`` (m,)."""
     return float(-log_softmax(logits)[np.arange(len(y)), y].mean(dtype=np.float64))
 
 
+def cross_entropy_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """d cross_entropy / d logits, shape (m, k): ``(softmax(logits) - onehot(y)) / m``."""
+    dz = softmax(logits)
+    dz[np.arange(len(y)), y] -= 1
+    return dz / len(y)
+
+
 def dropout_masks(
-    shape: tuple[int, ...], widths: tuple[int, ...], p: float, key: tuple[int, ...], dtype
+    m: int, widths: tuple[int, ...], p: float, key: tuple[int, ...], dtype: np.dtype
 ) -> list[np.ndarray]:
-    """Inverted dropout's masks for a batch of ``shape[0]`` samples, one (m, width) array
-    per hidden layer: 0 with probability ``p``, else ``1 / (1 - p)``, so that a unit's
-    expected output is unchanged. Drawn from ``default_rng(key)``, layer after layer."""
+    """Inverted dropout's masks for a batch of ``m`` samples, one (m, width) array per
+    hidden layer: 0 with probability ``p``, else ``1 / (1 - p)``, so that a unit's
+    expected output is unchanged. Drawn from ``default_rng(key)``, layer after layer.
+    Dropout multiplies a layer's output by its mask, so its derivative multiplies the
+    gradient flowing back by the same mask."""
     rng = np.random.default_rng(key)
     scale = np.dtype(dtype).type(1 / (1 - p))
     return [
-        (rng.random((shape[0], width), dtype=np.float32) >= p).astype(dtype) * scale
-        for width in widths
+        (rng.random((m, width), dtype=np.float32) >= p).astype(dtype) * scale for width in widths
     ]
 
 
@@ -88,8 +98,9 @@ class Trace:
     logits: np.ndarray
 
 
-def forward_trace(params: Params, x: np.ndarray, masks: list | None = None) -> Trace:
-    """The forward pass over ``x`` (m, n_in), with dropout ``masks`` if given."""
+def forward_trace(params: Params, x: np.ndarray, *, masks: list | None = None) -> Trace:
+    """The forward pass over ``x`` (m, n_in), with dropout ``masks`` (each (m, width))
+    if given: layer by layer, ``z = a @ w + b`` (m, n_out), then the activation."""
     inputs, pre = [x], []
     for i, layer in enumerate(params.layers):
         z = inputs[-1] @ layer.w + layer.b  # (m, n_out)
@@ -106,30 +117,29 @@ def forward(params: Params, x: np.ndarray) -> np.ndarray:
     return forward_trace(params, x).logits
 
 
-def backprop(params: Params, trace: Trace, y: np.ndarray, masks: list | None = None) -> Params:
-    """The gradient of the mean cross-entropy with respect to every weight and bias,
-    layer by layer from the output, by the chain rule."""
-    m = len(y)
-    dz = softmax(trace.logits)  # d loss / d logits = (softmax - onehot(y)) / m
-    dz[np.arange(m), y] -= 1
-    dz /= m
+def backprop(params: Params, trace: Trace, y: np.ndarray, *, masks: list | None = None) -> Params:
+    """The gradient of the mean cross-entropy with respect to every weight and bias (the
+    structure of ``params``), layer by layer from the output, by the chain rule."""
+    dz = cross_entropy_grad(trace.logits, y)  # d loss / d z of the last layer, (m, n_out)
     grads = []
     for i in reversed(range(len(params.layers))):
-        grads.append(Layer(trace.inputs[i].T @ dz, dz.sum(axis=0)))  # dW = Aᵀ dZ, db = Σ dZ
+        a = trace.inputs[i]  # this layer's input, (m, n_in)
+        grads.append(Layer(a.T @ dz, dz.sum(axis=0)))  # dW = Aᵀ dZ (n_in, n_out), db = Σ dZ
         if i > 0:
-            da = dz @ params.layers[i].w.T  # d loss / d (output of hidden layer i - 1)
+            da = dz @ params.layers[i].w.T  # d loss / d a, (m, n_in)
             if masks:
-                da = da * masks[i - 1]  # dropout passes the gradient where it passed the unit
-            dz = da * activation_slope(trace.pre[i - 1], params.activation)
+                da = da * masks[i - 1]  # through dropout: the same mask
+            dz = da * activation_slope(trace.pre[i - 1], params.activation)  # through act
     return Params(tuple(reversed(grads)), params.activation)
 
 
 def value_and_grads(
-    params: Params, x: np.ndarray, y: np.ndarray, masks: list | None = None
+    params: Params, x: np.ndarray, y: np.ndarray, *, masks: list | None = None
 ) -> tuple[Metrics, Params]:
-    """The metrics of ``params`` on (x, y) and the gradient of the mean loss, from one
-    forward pass (with dropout ``masks`` if given)."""
-    trace = forward_trace(params, x, masks)
+    """The metrics of ``params`` on ``x`` (m, n_in) with labels ``y`` (m,), and the
+    gradient of the mean loss (shaped like ``params``), from one forward pass (with
+    dropout ``masks`` if given)."""
+    trace = forward_trace(params, x, masks=masks)
     accuracy = float(np.mean(trace.logits.argmax(axis=1) == y))
     metrics = Metrics(cross_entropy(trace.logits, y), accuracy)
-    return metrics, backprop(params, trace, y, masks)
+    return metrics, backprop(params, trace, y, masks=masks)

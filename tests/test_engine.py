@@ -95,8 +95,8 @@ def test_the_engine_gradient_is_the_reference_gradient(case, dropout):
     masks = None
     if dropout:
         widths = tuple(layer.w.shape[1] for layer in params.layers[:-1])
-        masks = reference.dropout_masks(x.shape, widths, dropout, key, x.dtype)
-    want_metrics, want_grads = reference.value_and_grads(params, x, y, masks)
+        masks = reference.dropout_masks(len(x), widths, dropout, key, x.dtype)
+    want_metrics, want_grads = reference.value_and_grads(params, x, y, masks=masks)
     got_metrics, got_grads = value_and_grads(
         params, x, y, dropout, key if dropout else None, block_rows, workers
     )

@@ -42,7 +42,7 @@ def _numeric_gradient(params: Params, x, y, masks, h: float = 1e-6) -> list[np.n
                 moved = [a.copy() for a in flat]
                 moved[i][index] += sign * h
                 layers = tuple(Layer(w, b) for w, b in zip(moved[::2], moved[1::2], strict=True))
-                trace = reference.forward_trace(Params(layers, params.activation), x, masks)
+                trace = reference.forward_trace(Params(layers, params.activation), x, masks=masks)
                 losses.append(reference.cross_entropy(trace.logits, y))
             g[index] = (losses[0] - losses[1]) / (2 * h)
         grads.append(g)
@@ -57,8 +57,8 @@ def test_the_reference_gradient_is_the_derivative_of_its_loss(activation, sizes,
     params = _network(rng, sizes, activation)
     x, y = rng.normal(size=(9, sizes[0])), rng.integers(0, sizes[-1], 9)
     widths = sizes[1:-1]
-    masks = reference.dropout_masks(x.shape, widths, dropout, (3,), x.dtype) if dropout else None
-    _, analytic = reference.value_and_grads(params, x, y, masks)
+    masks = reference.dropout_masks(len(x), widths, dropout, (3,), x.dtype) if dropout else None
+    _, analytic = reference.value_and_grads(params, x, y, masks=masks)
     numeric = _numeric_gradient(params, x, y, masks)
     got = [a for layer in analytic.layers for a in (layer.w, layer.b)]
     for a, n in zip(got, numeric, strict=True):

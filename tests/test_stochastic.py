@@ -10,13 +10,14 @@ from test_network import _assert_close_grads, _numeric_grads
 from test_train import synthetic
 
 from purenet import reference
+from purenet.config import Config
 from purenet.network import evaluate, forward, metrics_of, value_and_grads
 from purenet.params import Activation, Layer, Params, init_params
 from purenet.reference import dropout_masks
 from purenet.replay import matches_record, replay
 from purenet.runner import prepare_resume, record_training
 from purenet.runs import Run
-from purenet.train import Config, epoch_order, hold_out_validation, packed_batches, train
+from purenet.train import epoch_order, hold_out_validation, packed_batches, train
 
 STOCHASTIC = {
     "minibatch": {"batch_size": 16, "optimizer": "momentum", "schedule": "cosine"},
@@ -117,7 +118,7 @@ def test_dropout_is_off_at_evaluation_and_keeps_the_expected_fraction():
     # Count surviving units through the gradient of the first layer's bias: a dropped
     # unit's pre-activation gets no gradient from any sample.
     for rate in (0.2, 0.5):
-        masks = dropout_masks((len(x),), (400,), rate, (1,), np.float64)
+        masks = dropout_masks(len(x), (400,), rate, (1,), np.float64)
         kept = np.mean(masks[0] > 0)
         assert kept == pytest.approx(1 - rate, abs=0.01)
         assert np.allclose(masks[0][masks[0] > 0], 1 / (1 - rate))
@@ -132,8 +133,8 @@ def test_dropout_masks_do_not_depend_on_the_blocks():
     params = init_params((20, 30, 3), seed=0, dtype=np.float64)
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(40, 20)), rng.integers(0, 3, 40)
-    masks = dropout_masks((40,), (30,), 0.5, (7,), np.float64)
-    expected = reference.value_and_grads(params, x, y, masks)
+    masks = dropout_masks(40, (30,), 0.5, (7,), np.float64)
+    expected = reference.value_and_grads(params, x, y, masks=masks)
     for block_rows in (40, 16, 7, 1):
         metrics, g = value_and_grads(
             params, x, y, dropout=0.5, dropout_key=(7,), block_rows=block_rows, workers=2

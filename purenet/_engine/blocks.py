@@ -17,9 +17,10 @@ of first copying them into packed panels. For these skinny products the copy is 
 the work: a product of a 112-row tile with a 784 x 10 matrix measured 30-45% faster per
 row here than one product over 1,024 rows.
 
-Every product runs on one BLAS thread; parallelism comes from running blocks on
-purenet's threads (see :mod:`purenet._engine.threads`). Layers too wide to tile (784 x 512) get
-smaller blocks, so that even a mini-batch of 128 makes one block per core.
+Every product runs on one BLAS thread; parallelism comes from purenet's threads (see
+:mod:`purenet._engine.threads`): they run the blocks of a network whose products are
+small, and, when a layer is too wide to tile (784 x 512), the column chunks of its
+products instead (:func:`wide_product`), the blocks then running in turn.
 """
 
 from __future__ import annotations

@@ -475,7 +475,7 @@ def _gradient_tasks(
         if isinstance(batch, PackedBatch):
             raise ValueError("dropout needs a plain batch, not a packed one")
         widths = tuple(layer.w.shape[1] for layer in layers.params.layers[:-1])
-        masks = dropout_masks((m,), widths, dropout, dropout_key, layers.params.dtype)
+        masks = dropout_masks(m, widths, dropout, dropout_key, layers.params.dtype)
 
     def block_sums(rows: slice, load_block: Callable, y: np.ndarray):
         with np.errstate(over="ignore", invalid="ignore"):
