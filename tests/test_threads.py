@@ -69,17 +69,23 @@ def test_the_cgroup_cpu_quota_is_read_in_cores(tmp_path, files, cores):
     assert threads._cgroup_cpu_limit(tmp_path) == cores
 
 
+def _cores() -> int:
+    threads.available_cores.cache_clear()
+    return threads.available_cores()
+
+
 def test_available_cores_respects_affinity_and_quota(monkeypatch):
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: None)
-    assert threads.available_cores() == 4
+    assert _cores() == 4
     monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 1.5)
-    assert threads.available_cores() == 2
+    assert _cores() == 2
     monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 0.2)
-    assert threads.available_cores() == 1
+    assert _cores() == 1
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {3}, raising=False)
     monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 8.0)
-    assert threads.available_cores() == 1
+    assert _cores() == 1
+    threads.available_cores.cache_clear()  # the real values again for later tests
 
 
 def test_blas_description_names_the_kernels():

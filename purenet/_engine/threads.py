@@ -63,10 +63,11 @@ def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+@functools.cache
 def available_cores() -> int:
     """The cores this process may use: those of its CPU affinity mask, fewer if its
     cgroup's CPU quota allows less (a container limited to 1.5 CPUs gets 2 threads,
-    the quota rounded up)."""
+    the quota rounded up). Read once per process: every batch's plan asks."""
     if hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     else:
