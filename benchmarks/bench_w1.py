@@ -26,9 +26,10 @@ from bench_libs import (
 )
 
 from purenet import reference
+from purenet.config import Config
 from purenet.data import Dataset
 from purenet.params import Params
-from purenet.train import Config, train
+from purenet.train import train
 
 
 class Purenet:

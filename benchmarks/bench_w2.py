@@ -28,9 +28,10 @@ from bench_libs import (
 from purenet import reference
 from purenet._engine import blocks
 from purenet._engine.packing import drop_blank_columns
+from purenet.config import Config
 from purenet.data import Dataset
 from purenet.params import Params, map_params
-from purenet.train import Config, epoch_order
+from purenet.train import epoch_order
 
 
 def flops_per_epoch(sizes: tuple[int, ...], m_train: int, m_test: int) -> float:

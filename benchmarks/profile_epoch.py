@@ -7,10 +7,11 @@ and prints the functions with the most time of their own, per epoch. NumPy's ufu
 and the ``@`` operator are not Python calls: their time counts as the time of the
 purenet function that runs them (``tiled_product`` is the forward products,
 ``tiled_weight_grad`` the weight-gradient products, ``_output_terms`` the softmax and its
-gradient). Blocks that run on worker threads (W1) are invisible to cProfile: there the
-main thread's time shows as waiting on a lock; profile with ``PURENET_THREADS=1`` to see
-them. For the BLAS and ufunc kernels themselves, run this script under
-``perf record -g`` or ``py-spy record --native``.
+gradient). Work on purenet's pool threads is invisible to cProfile: W1's blocks, and
+W2's wide products, whose output columns are cut into chunks (``wide_product``) that the
+threads share. There the main thread's time shows as waiting on a lock; profile with
+``PURENET_THREADS=1`` to see that work. For the BLAS and ufunc kernels themselves, run
+this script under ``perf record -g`` or ``py-spy record --native``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pathlib import Path
 
 from bench_w2 import w2_config
 
+from purenet.config import Config
 from purenet.data import load_dataset
-from purenet.train import Config, train
+from purenet.train import train
 
 WORKLOADS = {"w1": Config(), "w2": w2_config(100)}
 

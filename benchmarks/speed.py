@@ -13,10 +13,10 @@ Sections (``--only``, comma-separated; all by default):
   (the formulas as written, whole batch, BLAS with its own threads) in float64 ("literal")
   and in float32 ("plain"); PyTorch CPU and JAX jit; plus the memory floor (two reads of X).
 - ``w2``: mini-batch 784-512-10, batches of 128, momentum 0.9: purenet, plain float32
-  NumPy (``purenet.reference``), PyTorch (``nn.Module`` + ``torch.optim``) and JAX jit; plus a square GEMM, for
-  the fraction of the GEMM rate that W2 achieves. That rate counts the epoch's dense
-  products; purenet leaves out blank input columns, so the harness also prints the share
-  it executes.
+  NumPy (``purenet.reference``), PyTorch (``nn.Module`` + ``torch.optim``) and JAX jit;
+  plus a square GEMM, for the fraction of the GEMM rate that W2 achieves. That rate
+  counts the epoch's dense products; purenet leaves out blank input columns, so the
+  harness also prints the share it executes.
 - ``rss``: peak resident memory of ``purenet train`` on the reference run, in a
   subprocess.
 
@@ -90,8 +90,8 @@ from bench_timing import (
     seconds_spread,
 )
 
+from purenet.config import Config
 from purenet.data import Dataset, load_dataset
-from purenet.train import Config
 
 SECTIONS = ("ceilings", "w1", "w2", "rss")
 WORKLOADS = ("w1", "w2")  # the sections that --busy and --kernels concern

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,44 +16,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``purenet: error: message`` to stderr and return the Exit to raise."""
     typer.echo(f"purenet: error: {message}", err=True)
     return typer.Exit(code)
-
-
-def parse_hidden(value: str) -> tuple[int, ...]:
-    """``"10"`` -> (10,), ``"256,128"`` -> (256, 128); anything else is a usage error."""
-    try:
-        widths = tuple(int(p) for p in value.split(","))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a comma-separated list of layer widths, e.g. 10 or 256,128"
-        ) from None
-    if any(w < 1 for w in widths):
-        raise typer.BadParameter(f"{value!r}: every layer width must be at least 1")
-    return widths
-
-
-def check_hidden(value: str | None) -> str | None:
-    if value is not None:
-        parse_hidden(value)
-    return value
-
-
-def check_lr(value: float | None) -> float | None:
-    if value is not None and (not math.isfinite(value) or value <= 0):
-        raise typer.BadParameter(f"{value} is not a finite number > 0")
-    return value
-
-
-def check_batch_size(value: str | None) -> str | None:
-    """'full' or a whole number >= 1."""
-    if value is None or value == "full":
-        return value
-    try:
-        size = int(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is neither a whole number nor 'full'") from None
-    if size < 1:
-        raise typer.BadParameter(f"{size} is below 1")
-    return value
 
 
 DataOption = Annotated[

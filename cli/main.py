@@ -3,10 +3,11 @@
 This folder (``cli/``) is installed as the package ``purenet_cli``; its modules import
 each other relatively, so they do not depend on that name.
 
-Bad arguments exit 2 naming the option (click does most of this; the callbacks in
-``common`` add what it misses, such as ``--lr nan``). Failures at run time print one
-line starting with ``purenet: error:`` to stderr and exit 1. Results go to stdout,
-progress to stderr.
+Bad arguments exit 2 naming the option: click refuses what does not parse, and a value
+the library's :class:`purenet.config.Config` refuses (``--lr nan``, say) is named through
+:attr:`purenet.errors.ConfigError.field` (see ``train.reported_errors``). Failures at run
+time print one line starting with ``purenet: error:`` to stderr and exit 1. Results go
+to stdout, progress to stderr.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class Config:
 
     hidden: tuple[int, ...] = setting(
         (10,),
-        "Hidden layer widths, comma-separated: 10 (the reference) or 256,128.",
+        "Hidden layer widths, comma-separated, e.g. 256,128.",
         Kind.WIDTHS,
         AT_LEAST_1,
         converter=widths_converter,
@@ -243,13 +243,16 @@ class Config:
     @classmethod
     def from_json(cls, value: dict) -> Config:
         """Inverse of :meth:`to_json`; fields missing from older files take their defaults,
-        except Adam's beta1, which purenet 0.3 read from ``momentum``.
+        except Adam's beta1, which purenet 0.3 read from ``momentum``. A ``batch_size`` of
+        None (``null``, how config.json writes full batch) is :data:`FULL_BATCH`.
 
         Raises:
             ConfigError: when a field is invalid.
         """
         names = {f.name for f in attrs.fields(cls)}
         known = {k: v for k, v in value.items() if k in names}
+        if "batch_size" in known and known["batch_size"] is None:
+            known["batch_size"] = FULL_BATCH
         if "adam_beta1" not in known and known.get("optimizer") == Optimizer.ADAM.value:
             known["adam_beta1"] = known.get("momentum", default_of("momentum"))
         try:

@@ -133,16 +133,3 @@ def ensure_mnist(
     """The folder of verified MNIST files: ``folder``, else ``$PURENET_DATA``, else the
     cache (:func:`locate`, then :func:`ready`)."""
     return ready(locate(folder), mirrors, progress, verify, timeout)
-
-
-def load_verified(
-    folder: Path | None,
-    split: Split | str,
-    seed: int,
-    mirrors: Sequence[str] | None = None,
-    progress: ProgressCallback | None = None,
-    verify: bool = True,
-) -> tuple[Path, Dataset]:
-    """The folder and the split of MNIST: :func:`locate`, then :func:`load_from`."""
-    where = locate(folder)
-    return where.path, load_from(where, split, seed, mirrors, progress, verify)

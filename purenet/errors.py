@@ -21,7 +21,7 @@ class IdxFormatError(DataError):
 class ConfigError(PurenetError, ValueError):
     """A training setting is out of range or inconsistent.
 
-    ``field`` names the setting at fault (a :class:`purenet.train.Config` field), when
+    ``field`` names the setting at fault (a :class:`purenet.config.Config` field), when
     there is one, so that a caller can point at the option that set it.
     """
 

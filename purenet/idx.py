@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from purenet.arrays import readonly_array
 from purenet.errors import IdxFormatError
 
-UBYTE = 0x08
 ACCEPTED_MAGICS = {0x00000801: 1, 0x00000803: 3}
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -65,9 +65,8 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
             f"{name}: file {kind}: {len(data)} bytes, but its header "
             f"(dims {'x'.join(map(str, dims))}) needs exactly {expected}"
         )
-    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-    array.setflags(write=False)
-    return array
+    # a view of ``data`` (no copy when it is immutable bytes), marked read-only
+    return readonly_array(np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims))
 
 
 def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:

@@ -26,7 +26,7 @@ from purenet.params import Params
 from purenet.predict import class_probabilities
 
 if TYPE_CHECKING:
-    from purenet.train import Config
+    from purenet.config import Config
 
 LOSS_COLOR = "red"
 TRAIN_COLOR = "blue"

@@ -10,6 +10,7 @@ metrics and the recorded row.
 from __future__ import annotations
 
 import math
+import re
 
 import attrs
 
@@ -62,20 +63,37 @@ def differing_columns(snapshot: Snapshot, row: Row) -> list[tuple[str, float, fl
     ]
 
 
-def matches_record(snapshot: Snapshot, row: Row) -> bool:
-    """True when the snapshot's metrics equal the recorded row bit for bit."""
-    return not differing_columns(snapshot, row)
+# The first version that draws dropout masks per batch (earlier ones drew them per block).
+DROPOUT_PER_BATCH_SINCE = (0, 4, 0)
+
+
+def _release(version) -> tuple[int, ...] | None:
+    """``"0.3.1"`` -> (0, 3, 1); None when ``version`` does not start with numbers."""
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(version))
+    return tuple(int(part or 0) for part in match.groups()) if match else None
 
 
 def likely_cause(run: Run) -> str:
-    """Why a faithful replay of ``run`` may round differently here, as far as the run's
-    record tells: another purenet version, another BLAS or BLAS kernel family, another
-    CPU. Every other setting (threads included) does not change a bit."""
+    """Why a faithful replay of ``run`` may differ here, as far as the run's record tells:
+    another purenet version, another BLAS or BLAS kernel family, another CPU. Every other
+    setting (threads included) does not change a bit. A dropout run recorded before
+    purenet 0.4.0 drew other dropout masks than this version draws: not a rounding
+    difference."""
     recorded = run.meta.get("computed_with")
     here = computed_with()
-    if run.meta.get("purenet_version") != __version__:
+    version = run.meta.get("purenet_version")
+    release = _release(version)
+    if run.config.dropout > 0 and release is not None and release < DROPOUT_PER_BATCH_SINCE:
+        since = ".".join(map(str, DROPOUT_PER_BATCH_SINCE))
         return (
-            f"the run was recorded by purenet {run.meta.get('purenet_version')}, this is "
+            f"the run uses dropout and was recorded by purenet {version}; since {since} "
+            "purenet draws dropout masks per batch (before, per block), so this replay "
+            "drew other masks than the run did, not only rounding differently: the run "
+            "replays only with the version that recorded it"
+        )
+    if version != __version__:
+        return (
+            f"the run was recorded by purenet {version}, this is "
             f"{__version__}, and versions may add floats in another order"
         )
     if not isinstance(recorded, dict):

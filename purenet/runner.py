@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 import attrs
 
+from purenet.config import Config
 from purenet.data import Dataset
 from purenet.errors import PurenetError
 from purenet.history import History, Row, csv_line
 from purenet.plot import figure_title, save_figure, training_figure
 from purenet.runs import DIVERGED, FIGURE_FILE, FINISHED, INTERRUPTED, Run, RunError
-from purenet.train import Config, Snapshot, TrainState, train
+from purenet.train import Snapshot, TrainState, train
 
 
 @attrs.frozen

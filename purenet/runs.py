@@ -34,11 +34,12 @@ import numpy as np
 from purenet import __version__
 from purenet._engine.threads import blas_description
 from purenet.atomic import atomic_save, atomic_write_text
+from purenet.config import Config
 from purenet.errors import ConfigError, PurenetError
 from purenet.flat import flatten, unflatten
 from purenet.history import Row, csv_header, csv_line, parse_rows
 from purenet.params import Params
-from purenet.train import Config, TrainState, state_template
+from purenet.train import TrainState, state_template
 
 if TYPE_CHECKING:
     from purenet.data import Dataset

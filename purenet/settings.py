@@ -139,9 +139,8 @@ def widths_converter(value, field: attrs.Attribute) -> tuple:
 
 
 def batch_size_converter(value, field: attrs.Attribute):
-    """``'full'`` (or None, its spelling in config.json), a whole number, or its text."""
-    if value is None:
-        return FULL_BATCH
+    """``'full'``, a whole number, or its text. (None is refused by the check that follows;
+    config.json spells full batch ``null``, which only ``Config.from_json`` reads.)"""
     if isinstance(value, str) and value != FULL_BATCH:
         try:
             return int(value)

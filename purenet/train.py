@@ -26,15 +26,14 @@ The settings are a :class:`purenet.config.Config`; the optimizer it describes
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 
-from purenet._engine import blocks
-from purenet._engine.packing import PACKED_BLOCK_ROWS, PackedBatch, pack
+from purenet._engine.packing import pack_for_layers
 from purenet.augment import augment
 from purenet.config import Config
 from purenet.data import Dataset
@@ -50,6 +49,9 @@ from purenet.network import (
 from purenet.optim import OptState, Transformation, apply_updates
 from purenet.params import Params, init_params, zero_params
 from purenet.seeds import Stream
+
+if TYPE_CHECKING:
+    from purenet._engine.packing import PackedBatch
 
 # A mean cross-entropy above this means the true class gets probability below e^-1000 on
 # average: the weights have blown up (and the ReLUs usually died), and gradient descent
@@ -83,13 +85,16 @@ def step(
     x: np.ndarray,
     y: np.ndarray,
     optimizer: Transformation,
+    *,
     dropout: float = 0.0,
     dropout_key: tuple[int, ...] | None = None,
 ) -> tuple[TrainState, Metrics]:
     """One gradient step on the batch (x (m, n_in), y (m,)); the epoch count is unchanged.
 
-    Returns the new state and the metrics of ``state.params`` on that batch, from the
-    same forward pass that made the gradient (with dropout, if any).
+    ``dropout`` (the probability of dropping a hidden unit) and ``dropout_key`` (the seed
+    of its masks) are keyword-only. Returns the new state and the metrics of
+    ``state.params`` on that batch, from the same forward pass that made the gradient
+    (with dropout, if any).
     """
     metrics, g = value_and_grads(state.params, x, y, dropout=dropout, dropout_key=dropout_key)
     return apply_gradient(state, g, optimizer), metrics
@@ -174,20 +179,19 @@ def train(config: Config, data: Dataset, start: TrainState | None = None) -> Ite
 def packed_batches(
     config: Config, data: Dataset, arrays: _Arrays | None = None, with_train: bool = True
 ) -> list[PackedBatch]:
-    """The fold's data, packed once (see :mod:`purenet._engine.packing`): the training set (unless
+    """The fold's data, packed once for the engine (by
+    :func:`purenet._engine.packing.pack_for_layers`): the training set (unless
     ``with_train`` is False), the test set and, if held out, the validation set, in that
     order. ``arrays`` is ``hold_out_validation(data, config.validation, config.seed)``, if
     already made. The full-batch fold trains and evaluates on all of them; the stochastic
     fold, whose batches are drawn afresh every epoch, evaluates on the held-out ones."""
     if arrays is None:
         arrays = hold_out_validation(data, config.validation, config.seed)
-    shapes = list(itertools.pairwise(config.sizes))
-    rows = blocks.default_block_rows(shapes, PACKED_BLOCK_ROWS)
     pairs = [(arrays.x_train, arrays.y_train)] if with_train else []
     pairs.append((data.x_test, data.y_test))
     if arrays.x_valid is not None:
         pairs.append((arrays.x_valid, arrays.y_valid))
-    return [pack(x, y, rows) for x, y in pairs]
+    return [pack_for_layers(x, y, config.sizes) for x, y in pairs]
 
 
 def _full_batch_fold(config, data, arrays, state) -> Iterator[Snapshot]:
@@ -242,7 +246,9 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
                 key = (config.seed, Stream.AUGMENT, epoch, b)
                 xb = augment(xb, key, config.shift, config.rotate, config.scale)
             dropout_key = (config.seed, Stream.DROPOUT, epoch, b)
-            state, metrics = step(state, xb, yb, optimizer, config.dropout, dropout_key)
+            state, metrics = step(
+                state, xb, yb, optimizer, dropout=config.dropout, dropout_key=dropout_key
+            )
             loss_sum += metrics.loss * len(yb)
             correct += round(metrics.accuracy * len(yb))
         state = attrs.evolve(state, epoch=epoch + 1)

@@ -8,12 +8,12 @@ import attrs
 import pytest
 import typer
 
-from cli.main import app
 from purenet.config import SETTING_NAMES, Config, Optimizer, default_of, setting_of
 from purenet.errors import ConfigError
 from purenet.optim import Adam, AddDecayedWeights, Chain, Momentum, Scheduled, Sgd
 from purenet.presets import PRESETS, preset_config
 from purenet.settings import FULL_BATCH, SETTING, Kind
+from purenet_cli.main import app
 
 
 def test_every_setting_declares_its_help_and_the_numbers_their_bounds():
@@ -38,6 +38,7 @@ def test_every_setting_declares_its_help_and_the_numbers_their_bounds():
         ("seed", -1),
         ("batch_size", 0),
         ("batch_size", "abc"),
+        ("batch_size", None),
         ("optimizer", "rmsprop"),
         ("momentum", 1),
         ("adam_beta1", 1.0),
@@ -75,8 +76,12 @@ def test_full_batch_is_an_explicit_value_written_null_as_before():
     assert Config().batch_size == FULL_BATCH and Config().full_batch
     assert Config(batch_size="full") == Config()
     assert Config(batch_size="128").batch_size == 128
+    with pytest.raises(ConfigError) as caught:
+        Config(batch_size=None)  # None is not "full batch" for a library user
+    assert caught.value.field == "batch_size"
     assert Config().to_json()["batch_size"] is None
     assert Config.from_json({"batch_size": None}).batch_size == FULL_BATCH
+    assert Config.from_json(Config().to_json()) == Config()
     assert Config.from_json(Config(batch_size=64).to_json()).batch_size == 64
 
 

@@ -508,6 +508,12 @@ def test_a_user_folder_missing_a_file_or_holding_a_broken_one_is_refused(
         ensure_mnist(tmp_path / "nowhere")
 
 
+def load_verified(folder, split, seed, mirrors=None, verify=True):
+    """The folder and the split of MNIST, as the commands find and load them."""
+    where = data_folder.locate(folder)
+    return where.path, data_folder.load_from(where, split, seed, mirrors, verify=verify)
+
+
 def test_load_verified_checks_a_user_folder_through_the_hashes_loading_computes(
     tmp_path, cache, mnist_dir, monkeypatch
 ):
@@ -522,21 +528,21 @@ def test_load_verified_checks_a_user_folder_through_the_hashes_loading_computes(
 
     monkeypatch.setattr(mnist_files, "read_bytes", second_decompression)
     with pytest.raises(DataError) as info:
-        data_folder.load_verified(folder, "standard", 0)
+        load_verified(folder, "standard", 0)
     message = str(info.value)
     assert message.startswith(f"{folder / FILES['train_labels'].gz_name}: not the MNIST ")
     assert FILES["train_labels"].sha256 in message
     assert hashlib.sha256(labels).hexdigest() in message
-    where, dataset = data_folder.load_verified(folder, "standard", 0, verify=False)
+    where, dataset = load_verified(folder, "standard", 0, verify=False)
     assert where == folder and dataset.y_train[20] == 3
-    where, dataset = data_folder.load_verified(mnist_dir, "standard", 0)
+    where, dataset = load_verified(mnist_dir, "standard", 0)
     assert where == mnist_dir
     assert dataset.sha256 == {key: spec.sha256 for key, spec in FILES.items()}
     assert not cache.parent.exists()
 
 
 def test_load_verified_fills_an_empty_cache(cache, mirrors):
-    where, dataset = data_folder.load_verified(None, "reference", 0, [mirrors.url("good")])
+    where, dataset = load_verified(None, "reference", 0, [mirrors.url("good")])
     assert where == cache
     assert len(dataset.y_train) == 63000 and len(mirrors.requests()) == 4
 

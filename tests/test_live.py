@@ -12,9 +12,10 @@ from PIL import Image
 from test_train import synthetic
 
 import purenet_cli.live as live
+from purenet.config import Config
 from purenet.runner import record_training
 from purenet.runs import Run
-from purenet.train import Config, train
+from purenet.train import train
 from purenet_cli.live import LIVE_FILE, LiveView, chain, live_view
 
 CONFIG = Config(hidden=(5,), epochs=12, lr=0.5)

@@ -15,6 +15,7 @@ from PIL import Image
 from test_train import synthetic
 
 from purenet.animate import default_stride, frame_epochs, write_animation
+from purenet.config import Config
 from purenet.evaluation import confusion_matrix, per_class_accuracy
 from purenet.history import History, Row
 from purenet.keyframes import params_at
@@ -32,7 +33,7 @@ from purenet.plot import (
 )
 from purenet.replay import replay
 from purenet.runs import Run, RunError
-from purenet.train import Config, train
+from purenet.train import train
 
 
 @pytest.fixture(scope="module")

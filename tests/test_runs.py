@@ -19,11 +19,11 @@ from test_train import synthetic
 
 import purenet.atomic
 from purenet.arrays import same_array
+from purenet.config import Config
 from purenet.flat import flatten
-from purenet.replay import describe_mismatch, matches_record, replay
+from purenet.replay import describe_mismatch, differing_columns, likely_cause, replay
 from purenet.runner import prepare_resume, record_training
 from purenet.runs import SNAPSHOT_DIR, Run, RunError, keyframe_name, list_runs
-from purenet.train import Config
 
 # -- the library, on a small synthetic problem -------------------------------------------------
 
@@ -53,7 +53,7 @@ def test_every_epoch_replays_to_the_snapshot_training_yielded(tmp_path):
         assert again == snapshot  # params compared dtype, shape and bytes
         for old, new in zip(snapshot.params.layers, again.params.layers, strict=True):
             assert old.w.tobytes() == new.w.tobytes() and old.b.tobytes() == new.b.tobytes()
-        assert matches_record(again, rows[snapshot.epoch])
+        assert differing_columns(again, rows[snapshot.epoch]) == []
 
 
 def test_a_mismatch_names_the_columns_and_the_likely_cause(tmp_path):
@@ -76,6 +76,32 @@ def test_a_mismatch_names_the_columns_and_the_likely_cause(tmp_path):
     meta["purenet_version"] = "0.0.1"
     (run_.folder / "config.json").write_text(json.dumps(meta))
     assert "recorded by purenet 0.0.1" in describe_mismatch(Run.open(run_.folder), again, tampered)
+
+
+def test_a_dropout_run_recorded_before_0_4_is_said_to_have_drawn_other_masks(tmp_path):
+    """0.4.0 draws dropout masks per batch, not per block: a dropout run recorded by an
+    earlier version replays with other masks, which is no rounding difference."""
+    data = synthetic()
+    config = Config(hidden=(6,), epochs=2, batch_size=16, dropout=0.3)
+    run_, _, _ = recorded_run(tmp_path / "r", config, 1, data)
+    again = replay(run_, 2, data)
+    row = Run.open(run_.folder).rows()[2]
+    tampered = attrs.evolve(row, train_loss=row.train_loss * 1.01)
+    meta = Run.open(run_.folder).meta
+    for version, other_masks in [("0.3.1", True), ("0.0.1", True), ("0.4.0", False)]:
+        meta["purenet_version"] = version
+        (run_.folder / "config.json").write_text(json.dumps(meta))
+        message = describe_mismatch(Run.open(run_.folder), again, tampered)
+        assert ("drew other masks" in message) == other_masks, version
+        if other_masks:
+            assert f"recorded by purenet {version}" in message and "per batch" in message
+            assert "only with the version that recorded it" in message
+    no_dropout, _, _ = recorded_run(tmp_path / "plain", attrs.evolve(config, dropout=0.0), 1, data)
+    meta = Run.open(no_dropout.folder).meta
+    meta["purenet_version"] = "0.3.1"
+    (no_dropout.folder / "config.json").write_text(json.dumps(meta))
+    message = likely_cause(Run.open(no_dropout.folder))
+    assert "recorded by purenet 0.3.1" in message and "masks" not in message
 
 
 def test_keyframes_written_before_0_4_load_with_the_schedule_at_their_epoch(tmp_path):

@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from strategies import problems
 
 from purenet.arrays import same_array
+from purenet.config import Config
 from purenet.data import Dataset
 from purenet.errors import ConfigError
 from purenet.network import evaluate, metrics_of, value_and_grads, value_grads_and_metrics
 from purenet.optim import Sgd, apply_updates
-from purenet.params import map_params
-from purenet.train import Config, TrainState, initial_state, packed_batches, step, train
+from purenet.params import init_params, map_params
+from purenet.train import TrainState, initial_state, packed_batches, step, train
 
 
 def synthetic(seed: int = 0, m: int = 64, m_test: int = 32) -> Dataset:
@@ -106,6 +107,16 @@ def test_step_with_zero_learning_rate_changes_nothing_and_leaves_inputs(problem)
     assert same_array(x, x_copy) and params == params_copy
     for layer in new_state.params.layers:
         assert not layer.w.flags.writeable
+
+
+def test_step_takes_dropout_only_by_keyword():
+    params = init_params((6, 4, 3), seed=0, dtype=np.float64)
+    x, y = np.random.default_rng(0).normal(size=(5, 6)), np.arange(5) % 3
+    state = TrainState(params, Sgd(0.1).init(params), 0)
+    with pytest.raises(TypeError, match="positional"):
+        step(state, x, y, Sgd(0.1), 0.1)  # an old positional call: 0.1 is not taken as dropout
+    dropped, _ = step(state, x, y, Sgd(0.1), dropout=0.5, dropout_key=(1,))
+    assert dropped != step(state, x, y, Sgd(0.1))[0]
 
 
 @given(problems(), st.floats(1e-3, 1.0))

@@ -20,10 +20,14 @@ The gradient of a full batch is a sum over its samples, so their order is free.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
+
+from purenet._engine.blocks import default_block_rows
 
 # Rows per packed block (rounded to whole tiles: 2,016 for the reference network). Packed
 # blocks do less work per row than dense ones, so the per-block costs (Python, and the
@@ -162,3 +166,12 @@ def pack(
         columns.append(_sealed(cols))
         ys.append(_sealed(y[rows]))
     return PackedBatch(tuple(xs), tuple(columns), tuple(ys), _sealed(order), n_in)
+
+
+def pack_for_layers(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]) -> PackedBatch:
+    """``x`` (m, sizes[0]) and labels ``y`` (m,) packed for the engine's passes through
+    layers of widths ``sizes`` (input to output): :func:`pack` in blocks of about
+    :data:`PACKED_BLOCK_ROWS` rows, whole tiles of the first layer (2,016 for the
+    reference network). The block size decides the order of float additions."""
+    shapes = list(itertools.pairwise(sizes))
+    return pack(x, y, default_block_rows(shapes, PACKED_BLOCK_ROWS))
