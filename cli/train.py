@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from purenet._engine.threads import default_workers
+from purenet._engine.threads import default_workers, wide_blas_threads
 from purenet.config import SETTING_NAMES, Config, Optimizer, default_of, setting_of
 from purenet.data import Dataset, Split
 from purenet.errors import ConfigError, PurenetError
@@ -146,7 +146,8 @@ def train_command(
     """
     given = {k: v for k, v in ctx.params.items() if k in SETTING_NAMES and v is not None}
     with reported_errors():
-        default_workers()  # a bad PURENET_THREADS fails here, before any work
+        default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here,
+        wide_blas_threads()  # before any work
         if resume is not None:
             run, dataset, start, seconds = resumed_run(resume, data)
         else:

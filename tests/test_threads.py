@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from purenet._engine import threads
+from purenet._engine import blocks, threads
+from purenet.errors import ConfigError
 
 
 def _blas_threads() -> list[int]:
@@ -93,3 +94,24 @@ def test_blas_description_names_the_kernels():
     assert described["blas_threads"].startswith("1")
     assert np.ones((2, 2)) @ np.ones((2, 2)) is not None  # NumPy's BLAS is loaded
     assert described["blas"] != "none found"
+
+
+def test_blas_threads_for_wide_layers_are_an_opt_in_that_runs_is_recorded(monkeypatch):
+    rng = np.random.default_rng(1)
+    a, b = rng.random((64, 300), dtype=np.float32), rng.random((300, 600), dtype=np.float32)
+    chunked = blocks.wide_product(a, b, 2)
+    monkeypatch.setenv(threads.BLAS_THREADS_VARIABLE, "2")
+    seen = []
+
+    def product():
+        seen.append(_blas_threads())
+        return blocks.wide_product(a, b, 2)
+
+    with threadpoolctl.threadpool_limits(1, "blas"):
+        (opted,) = threads.run_tasks([product], 1)
+    np.testing.assert_allclose(opted, chunked, rtol=1e-5)
+    assert seen and all(counts == [1] * len(counts) for counts in seen)  # 1 around it
+    assert threads.blas_description()["blas_threads"].startswith("2 for wide layers")
+    monkeypatch.setenv(threads.BLAS_THREADS_VARIABLE, "zero")
+    with pytest.raises(ConfigError, match="PURENET_BLAS_THREADS"):
+        threads.wide_blas_threads()

@@ -32,7 +32,7 @@ from typing import TypeVar
 import attrs
 import numpy as np
 
-from purenet._engine.threads import default_workers, run_tasks
+from purenet._engine.threads import blas_threads, default_workers, run_tasks, wide_blas_threads
 
 # Multiply-adds (rows x n_in x n_out) of one tile's product: small enough for OpenBLAS's
 # small-matrix path in every operand order we use (measured: 112 rows of 784 x 10 take
@@ -163,6 +163,10 @@ def wide_product(a: np.ndarray, b: np.ndarray, workers: int) -> np.ndarray:
     split the work without changing what is added to what; and since the chunks do not
     depend on ``workers``, neither do the bits.
     """
+    blas = wide_blas_threads()
+    if blas > 1:  # the opt-in: one product, on BLAS's own threads
+        with blas_threads(blas):
+            return a @ b
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
 
     def chunk(columns: slice) -> None:

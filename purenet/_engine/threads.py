@@ -41,6 +41,8 @@ import threadpoolctl
 from purenet.errors import ConfigError
 
 THREADS_VARIABLE = "PURENET_THREADS"  # caps purenet's threads, e.g. on a shared machine
+# Opt-in: BLAS's own threads for the products of wide layers (see wide_blas_threads).
+BLAS_THREADS_VARIABLE = "PURENET_BLAS_THREADS"
 
 T = TypeVar("T")
 
@@ -78,14 +80,31 @@ def available_cores() -> int:
     return max(1, cores)
 
 
+def _count_from(variable: str, default: int) -> int:
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{variable} must be a whole number >= 1, not {value!r}")
+    return int(value)
+
+
 def default_workers() -> int:
     """purenet's threads: ``$PURENET_THREADS`` when set, else :func:`available_cores`."""
-    value = os.environ.get(THREADS_VARIABLE, "").strip()
-    if not value:
-        return available_cores()
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{THREADS_VARIABLE} must be a whole number >= 1, not {value!r}")
-    return int(value)
+    return _count_from(THREADS_VARIABLE, 0) or available_cores()
+
+
+def wide_blas_threads() -> int:
+    """BLAS threads for each product of a wide layer: 1 (the default) unless
+    ``$PURENET_BLAS_THREADS`` asks for more.
+
+    On an idle machine OpenBLAS's own threads multiply a 784 x 512 layer faster than
+    purenet's column chunks do, because they spin while they wait for work instead of
+    sleeping; on a busy machine that spinning makes them collapse, and their number
+    changes the last bits of every product. So this is an opt-in, for a machine that
+    runs nothing else: the run records it, and a replay needs the same setting.
+    """
+    return _count_from(BLAS_THREADS_VARIABLE, 1)
 
 
 # -- BLAS ------------------------------------------------------------------------------------
@@ -127,6 +146,20 @@ def single_threaded_blas() -> Iterator[None]:
                     library.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def blas_threads(count: int) -> Iterator[None]:
+    """Within :func:`single_threaded_blas`, let BLAS use ``count`` threads for a while
+    (for :func:`wide_blas_threads`), then one again."""
+    libraries = _blas_libraries()
+    for library in libraries:
+        library.set_num_threads(count)
+    try:
+        yield
+    finally:
+        for library in libraries:
+            library.set_num_threads(1)
+
+
 def blas_description() -> dict[str, str]:
     """What decides the last bits of a product on this machine: the BLAS library, its
     version and the kernels it picked for this CPU (e.g. ``Haswell``, ``SkylakeX``), and
@@ -138,7 +171,9 @@ def blas_description() -> dict[str, str]:
             for lib in libraries
         )
         or "none found",
-        "blas_threads": "1 (purenet's setting)",
+        "blas_threads": "1 (purenet's setting)"
+        if wide_blas_threads() == 1
+        else f"{wide_blas_threads()} for wide layers ({BLAS_THREADS_VARIABLE}), else 1",
     }
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if variable in os.environ:
