@@ -28,6 +28,14 @@ def frozen_result(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def sealed(fresh: np.ndarray) -> np.ndarray:
+    """A freshly made array (held by nobody else), C-contiguous and read-only: copied only
+    if it is not C-contiguous (a fancy-indexed column selection may not be)."""
+    out = np.ascontiguousarray(fresh)
+    out.setflags(write=False)
+    return out
+
+
 def same_array(a: np.ndarray, b: np.ndarray) -> bool:
     """Bit-identical: same dtype, same shape and same bytes (so NaN equals the same NaN)."""
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()

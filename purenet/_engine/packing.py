@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 
 from purenet._engine.blocks import default_block_rows
+from purenet.arrays import sealed
 
 # Rows per packed block (rounded to whole tiles: 2,016 for the reference network). Packed
 # blocks do less work per row than dense ones, so the per-block costs (Python, and the
@@ -74,13 +75,6 @@ class PackedBatch:
             dense[start : start + len(xb), cols] = xb
             start += len(xb)
         return dense, np.concatenate(self.y)
-
-
-def _sealed(fresh: np.ndarray) -> np.ndarray:
-    """A fresh array (made here, held by nobody else), C-contiguous and read-only."""
-    out = np.ascontiguousarray(fresh)
-    out.setflags(write=False)
-    return out
 
 
 # A dense block drops its blank columns only when at least this fraction of them is blank:
@@ -162,10 +156,10 @@ def pack(
         rows = order[start : start + block_rows]
         block = x[rows]
         cols = np.flatnonzero((block != 0).any(axis=0))
-        xs.append(_sealed(block[:, cols]))
-        columns.append(_sealed(cols))
-        ys.append(_sealed(y[rows]))
-    return PackedBatch(tuple(xs), tuple(columns), tuple(ys), _sealed(order), n_in)
+        xs.append(sealed(block[:, cols]))
+        columns.append(sealed(cols))
+        ys.append(sealed(y[rows]))
+    return PackedBatch(tuple(xs), tuple(columns), tuple(ys), sealed(order), n_in)
 
 
 def pack_for_layers(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]) -> PackedBatch:
