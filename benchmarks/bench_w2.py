@@ -103,7 +103,7 @@ class _Batches:
 class PlainNumpy:
     """:mod:`purenet.reference` run as plain NumPy in float32, mini-batch by mini-batch
     (gathered with fancy indexing), with the heavy-ball update ``v = momentum * v + g;
-    w = w - lr * v``; then the test metrics. BLAS uses its own threads."""
+    w = w - lr * v``; then the test metrics. BLAS uses its own threads (the default)."""
 
     name = "numpy float32 plain"
 

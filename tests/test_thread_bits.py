@@ -16,7 +16,7 @@ import sys
 import pytest
 
 # Trains the reference network (full batch, packed, several blocks) and the fast preset
-# (784-512-10, batches of 128 cut in two blocks, blank columns dropped) on synthetic
+# (784-512-10, batches of 128, products cut by columns, blank columns dropped) on synthetic
 # digits with blank margins, and prints a digest of the params and every metric.
 TRAIN_BOTH = r"""
 import hashlib, json

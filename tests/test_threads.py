@@ -105,7 +105,7 @@ def test_blas_threads_for_wide_layers_are_an_opt_in_that_runs_is_recorded(monkey
 
     def product():
         seen.append(_blas_threads())
-        return blocks.wide_product(a, b, 2)
+        return blocks.wide_product(a, b, 2, blocks.plan(64, [(300, 600)]).blas_threads)
 
     with threadpoolctl.threadpool_limits(1, "blas"):
         (opted,) = threads.run_tasks([product], 1)

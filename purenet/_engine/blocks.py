@@ -73,6 +73,9 @@ class Plan:
         workers: purenet threads that run blocks (BLAS itself runs on one thread; see
             :mod:`purenet._engine.threads`); 1 when a layer is wide.
         product_workers: threads for each wide product; 1 when no layer is wide.
+        blas_threads: BLAS threads for each wide product (1 unless
+            ``$PURENET_BLAS_THREADS`` opts in, see
+            :func:`purenet._engine.threads.wide_blas_threads`).
     """
 
     blocks: tuple[slice, ...]
@@ -80,6 +83,7 @@ class Plan:
     wide: tuple[bool, ...]
     workers: int
     product_workers: int
+    blas_threads: int = 1
 
 
 def default_block_rows(shapes: Sequence[tuple[int, int]], target: int = BLOCK_ROWS) -> int:
@@ -113,7 +117,7 @@ def plan(
     blocks = tuple(slice(start, min(start + block_rows, m)) for start in range(0, m, block_rows))
     threads = max(1, default_workers() if workers is None else workers)
     if any(is_wide):  # one level of threads only: blocks in turn, products in chunks
-        return Plan(blocks, tiles, is_wide, 1, threads)
+        return Plan(blocks, tiles, is_wide, 1, threads, wide_blas_threads())
     return Plan(blocks, tiles, is_wide, max(1, min(threads, len(blocks))), 1)
 
 
@@ -155,15 +159,15 @@ def column_chunks(n: int) -> list[slice]:
     return [slice(i * n // count, (i + 1) * n // count) for i in range(count)]
 
 
-def wide_product(a: np.ndarray, b: np.ndarray, workers: int) -> np.ndarray:
+def wide_product(a: np.ndarray, b: np.ndarray, workers: int, blas: int = 1) -> np.ndarray:
     """``a @ b`` for ``a`` (rows, k) and ``b`` (k, n), shape (rows, n): each chunk of the
     output's columns (:func:`column_chunks`) is one product, on ``workers`` threads.
 
     Each output element is a sum over ``k`` whichever chunk it falls in, so the chunks
     split the work without changing what is added to what; and since the chunks do not
-    depend on ``workers``, neither do the bits.
+    depend on ``workers``, neither do the bits. With ``blas`` > 1 (an opt-in) it is one
+    product on that many BLAS threads instead, whose bits depend on ``blas``.
     """
-    blas = wide_blas_threads()
     if blas > 1:  # the opt-in: one product, on BLAS's own threads
         with blas_threads(blas):
             return a @ b

@@ -80,14 +80,13 @@ class _Layers:
         cut as the plan says for layer i: in tiles, by output columns on threads when the
         layer is wide, or in one piece."""
         if self.plan.wide[i]:
-            return blocks.wide_product(a, w, self.plan.product_workers)
+            return self.wide_product(a, w)
         return blocks.tiled_product(a, w, w_t, self.plan.tiles[i])
 
-    @property
-    def first_is_wide(self) -> bool:
-        """Whether the first layer is too large to tile (see
-        :func:`purenet._engine.blocks.wide`)."""
-        return blocks.wide(*self.params.layers[0].w.shape)
+    def wide_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a @ b`` for a wide layer, cut as the plan says (see
+        :func:`purenet._engine.blocks.wide_product`)."""
+        return blocks.wide_product(a, b, self.plan.product_workers, self.plan.blas_threads)
 
     def logits_t(self, a: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
         """The last layer's pre-activations (the logits) transposed: shape (n_out, rows),
@@ -244,7 +243,7 @@ def _dense_block(
     layers: _Layers, x: np.ndarray, rows: slice
 ) -> tuple[np.ndarray, np.ndarray | None]:
     block = blocks.block_rows_of(x, rows, layers.plan)
-    return drop_blank_columns(block) if layers.first_is_wide else (block, None)
+    return drop_blank_columns(block) if layers.plan.wide[0] else (block, None)
 
 
 def _metric_tasks(layers: _Layers, batch: Batch) -> list:
@@ -366,7 +365,7 @@ def _weight_grad(
     sums add it into its rows only)."""
     plan = layers.plan
     if plan.wide[i]:
-        g = blocks.wide_product(a.T, dz, plan.product_workers)
+        g = layers.wide_product(a.T, dz)
     else:
         g = blocks.tiled_weight_grad(a, dz, plan.tiles[i])
     n_in = layers.params.layers[i].w.shape[0]
@@ -402,11 +401,7 @@ def _block_sums(
 
     def input_grad(i: int, dz: np.ndarray) -> np.ndarray:  # dZ Wᵀ through layer i
         w = params.layers[i].w
-        return (
-            blocks.wide_product(dz, w.T, layers.plan.product_workers)
-            if layers.plan.wide[i]
-            else dz @ w.T
-        )
+        return layers.wide_product(dz, w.T) if layers.plan.wide[i] else dz @ w.T
 
     grads = [(weight_grad(hidden, dz_t.T), dz_t.sum(axis=1))]
     da = input_grad(hidden, dz_t.T) if hidden else None

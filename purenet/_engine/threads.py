@@ -1,8 +1,9 @@
 """Who computes: the cores this process may use, purenet's worker threads, and BLAS.
 
 purenet runs every matrix product with BLAS kept to **one thread**, and spreads the work
-over cores itself, by running blocks of rows on its own threads. Two reasons, both
-measured on this project's 2-core machine:
+over cores itself, on its own threads (blocks of rows, or a wide layer's column chunks;
+see :mod:`purenet._engine.blocks`). Two reasons, both measured on this project's 2-core
+machine:
 
 - **Speed that survives a busy machine.** OpenBLAS's threads wait for work by spinning.
   When purenet's threads each call a multi-threaded BLAS, or when another process wants
@@ -172,8 +173,8 @@ def blas_description() -> dict[str, str]:
         )
         or "none found",
         "blas_threads": "1 (purenet's setting)"
-        if wide_blas_threads() == 1
-        else f"{wide_blas_threads()} for wide layers ({BLAS_THREADS_VARIABLE}), else 1",
+        if (wide := wide_blas_threads()) == 1
+        else f"{wide} for wide layers ({BLAS_THREADS_VARIABLE}), else 1",
     }
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if variable in os.environ:
