@@ -31,6 +31,7 @@ from .common import DataOption, fail, load_run_data
 from .data import training_data
 from .live import chain, live_view
 from .progress import TrainingProgress
+from .resume import differing_options, given_on_command_line, refusal
 
 EXIT_INTERRUPTED = 130
 
@@ -74,7 +75,10 @@ ResumeOption = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(
         help="Continue this interrupted run from its last snapshot, with its own "
-        "settings (the options above are then ignored, except --data and --quiet).",
+        "settings: other options are refused unless they equal the run's, except --data, "
+        "--quiet and --live. With --epochs larger than the run's, extend it (a finished "
+        "run too), exactly as if it had been asked for that many epochs from the start; "
+        "not with the cosine schedule, whose learning rates depend on the total.",
         file_okay=False,
     ),
 ]
@@ -149,7 +153,7 @@ def train_command(
         default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here,
         wide_blas_threads()  # before any work
         if resume is not None:
-            run, dataset, start, seconds = resumed_run(resume, data)
+            run, dataset, start, seconds = resumed_run(ctx, resume, data)
         else:
             config = preset_config(preset, given)
             run, dataset = new_run(config, data, out, keyframe_every, verify, quiet)
@@ -208,15 +212,29 @@ def new_run(
     return run, dataset
 
 
-def resumed_run(folder: Path, data: Path | None) -> tuple[Run, Dataset, TrainState, float]:
-    """An interrupted run, its data, the state to resume from and the seconds on record."""
+def resumed_run(
+    ctx: typer.Context, folder: Path, data: Path | None
+) -> tuple[Run, Dataset, TrainState, float]:
+    """An interrupted run (or a finished one extended by --epochs), its data, the state
+    to resume from and the seconds on record. Options that contradict the run's own
+    settings are refused by name (exit 2)."""
     run = Run.open(folder)
-    start, seconds = prepare_resume(run)
-    return run, load_run_data(run, data), start, seconds
+    differing = differing_options(ctx, run, folder)
+    if differing:
+        raise fail(refusal(differing, folder), 2)
+    epochs = ctx.params["epochs"] if "epochs" in given_on_command_line(ctx) else None
+    start, seconds = prepare_resume(run, epochs)
+    dataset = load_run_data(run, data)
+    run.check_data(dataset)
+    return run, dataset, start, seconds
 
 
 def announce(run: Run, dataset: Dataset, start: TrainState | None) -> None:
-    what = f"resuming {run.folder} at epoch {start.epoch}" if start else f"run folder {run.folder}"
+    what = (
+        f"resuming {run.folder} at epoch {start.epoch} of {run.config.epochs}"
+        if start
+        else f"run folder {run.folder}"
+    )
     typer.echo(
         f"training {'-'.join(map(str, run.config.sizes))} on {len(dataset.y_train)} images, "
         f"testing on {len(dataset.y_test)}; {what}",

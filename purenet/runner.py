@@ -16,6 +16,7 @@ from purenet.config import Config
 from purenet.data import Dataset
 from purenet.errors import PurenetError
 from purenet.history import History, Row, csv_line
+from purenet.optim import Schedule
 from purenet.plot import figure_title, save_figure, training_figure
 from purenet.runs import DIVERGED, FIGURE_FILE, FINISHED, INTERRUPTED, Run, RunError
 from purenet.train import Snapshot, TrainState, train
@@ -136,19 +137,45 @@ def _patience_ran_out(config: Config, best: tuple[int, float] | None, epoch: int
     return config.patience is not None and best is not None and epoch - best[0] >= config.patience
 
 
-def prepare_resume(run: Run) -> tuple[TrainState, float]:
+def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState, float]:
     """The state to resume ``run`` from (its last keyframe) and the seconds on record.
 
-    Rows after that keyframe are dropped (they will be recomputed identically), and a
+    ``epochs`` (default: the run's own) may be larger than the run's epochs: the run is
+    then extended, exactly as if it had been asked for that many from the start, which
+    :func:`check_extendable` allows for schedules whose learning rates do not depend on
+    the total. config.json then records the new epochs. A finished run can only be
+    extended; an interrupted one continues to its epochs, or to more.
+
+    Rows after the keyframe are dropped (they will be recomputed identically), and a
     row cut mid-write by a kill is tolerated here, since the file is rewritten.
     """
-    status = run.status()["status"]
-    if status == FINISHED:
-        raise RunError(f"run {run.folder} already finished all {run.config.epochs} epochs")
+    record = run.status()
+    status = record["status"]
+    target = run.config.epochs if epochs is None else epochs
     if status == DIVERGED:
         raise RunError(f"run {run.folder} diverged; resuming would diverge again")
-    if status not in (INTERRUPTED,):
+    if status == FINISHED:
+        if record.get("stopped_early"):
+            raise RunError(
+                f"run {run.folder} stopped early at epoch {record.get('epoch')}: its "
+                f"validation accuracy had not improved for {run.config.patience} epochs "
+                "(--patience), and a run asked for more epochs from the start would have "
+                "stopped there too"
+            )
+        if target <= run.config.epochs:
+            raise RunError(
+                f"run {run.folder} already finished all {run.config.epochs} epochs; "
+                f"to train it longer, pass --epochs with more than {run.config.epochs}"
+            )
+    elif status != INTERRUPTED:
         raise RunError(f"run {run.folder} is still running (status {status})")
+    if target < run.config.epochs:
+        raise RunError(
+            f"--epochs {target} is fewer than the {run.config.epochs} epochs of run "
+            f"{run.folder}; a resumed run can only be made longer"
+        )
+    if target > run.config.epochs:
+        check_extendable(run.config, target)
     keyframes = run.keyframe_epochs()
     if not keyframes:
         raise RunError(f"run {run.folder} has no snapshot to resume from")
@@ -160,5 +187,29 @@ def prepare_resume(run: Run) -> tuple[TrainState, float]:
             f"snapshot (epoch {start})"
         )
     state = run.load_keyframe(start)
+    if target > run.config.epochs:
+        # A kill from here on leaves an interrupted run of the new length: resumable.
+        run.mark(INTERRUPTED, start, extending_to=target)
+        run.set_epochs(target)
     run.rewrite_rows(rows[: start + 1])
     return state, rows[start].seconds
+
+
+def check_extendable(config: Config, epochs: int) -> None:
+    """Refuse to extend a run of ``config`` to ``epochs`` unless that is exactly what a
+    run asked for ``epochs`` from the start would have trained.
+
+    Only the learning-rate schedule looks at the total: constant and step do not, but
+    cosine anneals over the whole run, so every epoch already trained would have had
+    another learning rate.
+
+    Raises:
+        RunError: for a cosine schedule.
+    """
+    if config.schedule is Schedule.COSINE:
+        raise RunError(
+            f"a run with the cosine schedule cannot be extended to {epochs} epochs: its "
+            f"learning rate at every epoch depends on the total ({config.epochs}), so the "
+            f"epochs already trained would have had other learning rates in a "
+            f"{epochs}-epoch run; train a new run with --epochs {epochs} instead"
+        )

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+import attrs
 import numpy as np
 
 from purenet import __version__
@@ -208,6 +209,18 @@ class Run:
     @property
     def name(self) -> str:
         return self.folder.name
+
+    def set_epochs(self, epochs: int) -> None:
+        """Record in config.json (atomically) that the run now trains to ``epochs``; the
+        epochs it was asked for before are kept in the list ``extended_from``."""
+        config = attrs.evolve(self.config, epochs=epochs)
+        meta = {
+            **self.meta,
+            "config": config.to_json(),
+            "extended_from": [*self.meta.get("extended_from", []), self.config.epochs],
+        }
+        _write_json(self.folder / CONFIG_FILE, meta)
+        self.meta, self.config = meta, config
 
     def check_data(self, data: Dataset) -> None:
         """Refuse data whose content differs from what the run was trained on.
