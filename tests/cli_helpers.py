@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,8 +17,10 @@ TIMEOUT = 120
 
 
 # Commands under test never see a developer's real cache or the internet: the cache is a
-# fresh folder and the only mirror is a closed port on this machine.
+# fresh folder, removed when the test process exits, and the only mirror is a closed port
+# on this machine.
 ISOLATED_CACHE = Path(tempfile.mkdtemp(prefix="purenet-test-cache-"))
+atexit.register(shutil.rmtree, ISOLATED_CACHE, ignore_errors=True)
 NO_MIRROR = "http://127.0.0.1:9/"
 
 

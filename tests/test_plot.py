@@ -193,6 +193,7 @@ def test_epoch_figures_of_a_real_run(six, reference_data):
     assert list(loss.get_xdata()) == list(range(7))
 
 
+@pytest.mark.slow
 def test_purenet_plot_writes_every_figure_for_a_replayed_epoch(six, mnist_dir, tmp_path):
     result = run(["plot", six, "--epoch", 3, "--out", tmp_path / "e3"], tmp_path, data=mnist_dir)
     assert result.returncode == 0, result.stderr
@@ -257,6 +258,7 @@ def gif_frames(path: Path) -> list[np.ndarray]:
         return frames
 
 
+@pytest.mark.slow
 def test_replay_animate_writes_one_frame_per_stride_and_the_last(six, mnist_dir, tmp_path):
     gif = tmp_path / "six.gif"
     result = run(

@@ -225,6 +225,7 @@ def predict_json(trained: Path, paths: list[Path], cwd: Path) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_predict_on_mnist_digits_written_as_png_recovers_the_models_predictions(
     trained, model_view, tmp_path
 ):
@@ -244,6 +245,7 @@ def test_predict_on_mnist_digits_written_as_png_recovers_the_models_predictions(
         assert sum(entry["probabilities"]) == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_the_same_digit_inverted_padded_and_resized_gets_the_same_answer(
     trained, model_view, tmp_path
 ):

@@ -240,6 +240,7 @@ def broken_copy(cli_run: Path, tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_cli_replay_matches_the_record_and_the_params_training_saved(cli_run, mnist_dir, tmp_path):
     folder = broken_copy(cli_run, tmp_path)  # without the keyframe of epoch 6, replay
     (folder / SNAPSHOT_DIR / keyframe_name(6)).unlink()  # must fold forward from epoch 4
@@ -282,6 +283,7 @@ def test_cli_evaluate_prints_per_class_accuracy_and_a_confusion_matrix(
     assert accuracy == pytest.approx(np.trace(counts) / 7000, abs=5e-5)
 
 
+@pytest.mark.slow
 def test_cli_evaluate_warns_with_the_recorded_figures_when_the_replay_differs(
     cli_run, mnist_dir, tmp_path
 ):
@@ -324,6 +326,7 @@ class Payload:
         return (pathlib.Path.touch, (self.marker,))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbled", "object array"])
 def test_cli_refuses_a_damaged_snapshot_naming_it(cli_run, mnist_dir, tmp_path, damage):
     folder = broken_copy(cli_run, tmp_path)
@@ -377,6 +380,7 @@ def _rows_without_seconds(folder: Path) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(mnist_dir, tmp_path):
     args = ["train", "--epochs", 40, "--keyframe-every", 8, "--quiet"]
     killed = tmp_path / "killed"

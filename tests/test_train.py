@@ -154,6 +154,7 @@ def test_config_rejects_an_unknown_split():
         Config(split="random")
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_hundred_reference_epochs_on_real_mnist_learn(reference_data):
     snapshots = list(train(Config(epochs=100), reference_data))

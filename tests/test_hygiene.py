@@ -1,0 +1,30 @@
+"""What the test suite leaves behind, and what an installed purenet picks up from the
+current folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_the_isolated_cache_of_the_cli_tests_is_removed_when_the_process_exits(tmp_path):
+    # cli_helpers makes the folder when imported, as a test session does; TMPDIR puts it
+    # under tmp_path, where nothing else writes.
+    code = "import cli_helpers; print(cli_helpers.ISOLATED_CACHE)"
+    env = os.environ | {"TMPDIR": str(tmp_path), "PYTHONPATH": str(TESTS)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    cache = Path(result.stdout.strip())
+    assert cache.parent == tmp_path and cache.name.startswith("purenet-test-cache-")
+    assert not cache.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_slow_is_a_registered_marker(pytestconfig):
+    # pytest warns at every use of an unregistered marker, and `-m "not slow"` needs it
+    assert any(line.startswith("slow:") for line in pytestconfig.getini("markers"))
