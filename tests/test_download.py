@@ -70,7 +70,7 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", f"http://example.invalid/{name}")
             self.end_headers()
         elif behaviour == "bomb":
-            self._send(gzip.compress(bytes(FILES_BY_GZ_NAME[name].size + 1000)))
+            self._send(self.server.bombs[name])
         elif behaviour == "hang":
             self.server.stop.wait(TIMEOUT)
         elif behaviour == "trickle":
@@ -111,6 +111,13 @@ class MirrorServer(http.server.ThreadingHTTPServer):
     def __init__(self, files: dict[str, bytes]):
         super().__init__(("127.0.0.1", 0), MirrorHandler)
         self.files = files
+        # Each file's bomb: zeros 1,000 bytes longer than the file, gzipped. Made here, not
+        # per request: on a busy machine compressing 47 MB took longer than a test's 0.5 s
+        # timeout, and the mirror seemed silent instead of hostile.
+        self.bombs = {
+            name: gzip.compress(bytes(spec.size + 1000), compresslevel=1)
+            for name, spec in FILES_BY_GZ_NAME.items()
+        }
         self.stop = threading.Event()
         self.log: list[tuple[str, str]] = []
         self._lock = threading.Lock()
