@@ -266,6 +266,7 @@ def test_a_bad_thread_count_is_one_error_line(tmp_path, mnist_dir, threads):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_run_replays_bit_for_bit_on_one_thread(tmp_path, mnist_dir):
     """Trained on every core, replayed on one: the thread count is not part of the bits."""
     folder = trained_run(tmp_path / "run", mnist_dir, "--epochs", "4", "--keyframe-every", "2")
@@ -349,6 +350,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_exits_130_and_keeps_what_it_has(tmp_path, mnist_dir, signum):
     folder = tmp_path / "run"
@@ -398,6 +400,7 @@ def test_interrupted_run_exits_130_and_keeps_what_it_has(tmp_path, mnist_dir, si
     assert_png(folder / "figure.png")
 
 
+@pytest.mark.slow
 def test_live_rewrites_a_png_in_the_run_folder_while_training(tmp_path, mnist_dir):
     result = run(
         ["train", "--epochs", 4, "--live", "--live-every", 1, "--quiet", "--out", "run"],

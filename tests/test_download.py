@@ -726,6 +726,7 @@ def test_cli_commands_have_help(tmp_path):
     assert "--data" in run_data_command(["verify", "--help"], tmp_path).stdout
 
 
+@pytest.mark.slow
 def test_purenet_train_with_an_empty_cache_downloads_verifies_and_trains(
     tmp_path, mirrors, mnist_dir
 ):
