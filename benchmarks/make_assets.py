@@ -1,0 +1,110 @@
+"""Regenerate the reference run's assets from the current code.
+
+    python benchmarks/make_assets.py [--data DIR] [--run DIR] [--only metrics|figures]
+
+Trains the reference experiment (the defaults of ``purenet train``, seed 0, 2,500 epochs,
+about 100 s on the project's 2-core machine) with the installed ``purenet`` command, then
+writes what the README shows:
+
+- ``assets/reference-metrics.csv``: the run's ``metrics.csv`` as it is;
+- ``assets/fig.png``: the run's own ``figure.png``;
+- ``assets/confusion.png``, ``per-class.png``, ``weights.png``, ``misclassified.png``:
+  ``purenet plot RUN --epoch 2500``;
+- ``assets/learning.gif``: ``purenet replay RUN --animate ... --stride 50``.
+
+``--run DIR`` keeps the run in DIR, or reuses the finished reference run already there (so
+the figures can be redrawn without training again); without it the run goes to a
+temporary folder. ``--only`` writes one of the two groups. Run it whenever the recorded
+numbers change (``tests/test_assets.py`` fails then), and update the README's reference
+table and times from what it prints. ``assets/own-digits.png`` is not made here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from purenet.config import Config
+from purenet.runs import Run
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "assets"
+PURENET = Path(sys.executable).parent / "purenet"
+EPOCH_FIGURES = ("confusion.png", "per-class.png", "weights.png", "misclassified.png")
+STRIDE = 50
+
+
+def purenet(*args: object) -> str:
+    """Run the installed command; its stdout. A failure stops the script with its stderr."""
+    result = subprocess.run(
+        [str(PURENET), *map(str, args)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"make_assets: purenet {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def reference_run(folder: Path, data: list[str]) -> Run:
+    """The finished reference run in ``folder``, trained there first if it holds none."""
+    if not (folder / "config.json").exists():
+        print(f"training the reference run into {folder} ...", flush=True)
+        print(purenet("train", "--quiet", "--out", folder, *data), end="")
+    run = Run.open(folder)
+    if run.config != Config():
+        sys.exit(f"make_assets: {folder} holds a run with other settings than the reference")
+    if run.status()["status"] != "finished":
+        sys.exit(f"make_assets: the run in {folder} is not finished; resume it first")
+    return run
+
+
+def write_metrics(run: Run) -> None:
+    shutil.copyfile(run.folder / "metrics.csv", ASSETS / "reference-metrics.csv")
+    rows = run.rows()
+    first, last = rows[0], rows[-1]
+    print("assets/reference-metrics.csv written; for the README's table:")
+    for label, field in (
+        ("train loss", "train_loss"),
+        ("train accuracy", "train_acc"),
+        ("test accuracy", "test_acc"),
+    ):
+        a, b = getattr(first, field), getattr(last, field)
+        shown = (f"{a:.4f}", f"{b:.4f}") if field.endswith("loss") else (f"{a:.2%}", f"{b:.2%}")
+        print(f"  {label}: epoch {first.epoch} {shown[0]}, epoch {last.epoch} {shown[1]}")
+    print(f"  training took {last.seconds:.1f} s (the last row's seconds)")
+    computed = run.meta.get("computed_with", {})
+    print(f"  computed with {json.dumps(computed)}")
+
+
+def write_figures(run: Run, data: list[str]) -> None:
+    last = run.rows()[-1].epoch
+    shutil.copyfile(run.folder / "figure.png", ASSETS / "fig.png")
+    with tempfile.TemporaryDirectory(prefix="purenet-assets-") as scratch:
+        purenet("plot", run.folder, "--epoch", last, "--out", scratch, *data)
+        for name in EPOCH_FIGURES:
+            shutil.copyfile(Path(scratch) / name, ASSETS / name)
+    purenet("replay", run.folder, "--animate", ASSETS / "learning.gif", "--stride", STRIDE, *data)
+    print("assets/fig.png, " + ", ".join(EPOCH_FIGURES) + " and learning.gif written")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="the MNIST folder (default: as purenet finds it)")
+    parser.add_argument("--run", type=Path, help="keep (or reuse) the reference run here")
+    parser.add_argument("--only", choices=["metrics", "figures"], help="write one group only")
+    args = parser.parse_args()
+    data = ["--data", args.data] if args.data else []
+    with tempfile.TemporaryDirectory(prefix="purenet-assets-") as scratch:
+        run = reference_run(args.run or Path(scratch) / "reference", data)
+        if args.only in (None, "metrics"):
+            write_metrics(run)
+        if args.only in (None, "figures"):
+            write_figures(run, data)
+
+
+if __name__ == "__main__":
+    main()
