@@ -38,6 +38,16 @@ EpochOption = Annotated[
     typer.Option("--epoch", min=0, help="Epoch to use (default: the last one recorded)."),
 ]
 
+ResultEpochOption = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--epoch",
+        min=0,
+        help="Epoch to use (default: the run's result: the last epoch recorded, or with "
+        "--patience the best validation epoch).",
+    ),
+]
+
 
 def load_run_data(run: Run, option: Path | None) -> Dataset:
     """The dataset of ``run``: from ``--data``, else ``$PURENET_DATA``, else the folder the
@@ -46,3 +56,20 @@ def load_run_data(run: Run, option: Path | None) -> Dataset:
     also covers runs trained on a user's own variant of the files."""
     where = locate(option, recorded=run.data_folder)
     return load_from(where, run.config.split, run.config.seed, verify=False)
+
+
+def epoch_or_result(run: Run, epoch: int | None) -> int | None:
+    """``epoch`` if given; else the run's result epoch when it is not the last (see
+    :meth:`purenet.runs.Run.result_epoch`), said on stderr; else None (the last)."""
+    if epoch is not None:
+        return epoch
+    result = run.result_epoch()
+    if result is not None:
+        last = run.status().get("epoch")
+        typer.echo(
+            f"purenet: epoch {result}, the best validation epoch, is the result of run "
+            f"{run.name} (early stopping keeps it; training ran to epoch {last}: pass "
+            f"--epoch {last} for that one)",
+            err=True,
+        )
+    return result

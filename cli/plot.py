@@ -12,13 +12,13 @@ from purenet.history import History
 from purenet.plot import epoch_figures, figure_title, save_figure
 from purenet.replay import describe_mismatch
 
-from .common import DataOption, EpochOption, RunArgument, fail
-from .runs import replayed_epoch
+from .common import DataOption, ResultEpochOption, RunArgument, fail
+from .runs import rebuilt_epoch
 
 
 def plot_command(
     run_folder: RunArgument,
-    epoch: EpochOption = None,
+    epoch: ResultEpochOption = None,
     out: Annotated[
         Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
         typer.Option(
@@ -28,16 +28,18 @@ def plot_command(
     ] = None,
     data: DataOption = None,
 ) -> None:
-    """Write every figure of a run at an epoch (default: the last) as PNG files.
+    """Write every figure of a run at an epoch (default: the run's result: the last
+    epoch, or with --patience the best validation epoch) as PNG files.
 
-    The epoch's params are replayed exactly (and checked against the record), then
+    The epoch's params are read from its snapshot if it is on disk, else replayed
+    exactly (and their metrics checked against the record), then
     drawn: training.png (the curves up to that epoch), confusion.png (the confusion
     matrix on the test set), per-class.png (test accuracy per digit), weights.png (the
     first layer's weights, one 28x28 tile per hidden unit) and misclassified.png (the
     most confident mistakes on the test set).
     """
     try:
-        run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
+        run, rows, dataset, snapshot = rebuilt_epoch(run_folder, epoch, data)
         mismatch = describe_mismatch(run, snapshot, rows[snapshot.epoch])
         if mismatch is not None:
             raise PurenetError(mismatch)

@@ -16,7 +16,7 @@ from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
 from purenet.runs import Run
 
-from .common import DataOption, EpochOption, RunArgument, fail, load_run_data
+from .common import DataOption, ResultEpochOption, RunArgument, epoch_or_result, fail, load_run_data
 
 
 def predict_command(
@@ -29,7 +29,7 @@ def predict_command(
             "on light paper or light on dark.",
         ),
     ],
-    epoch: EpochOption = None,
+    epoch: ResultEpochOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as one JSON object.")
     ] = False,
@@ -45,7 +45,7 @@ def predict_command(
     """
     try:
         run = Run.open(run_folder)
-        _, epoch = run.rows_up_to(epoch, tolerate_cut_last_line=True)
+        _, epoch = run.rows_up_to(epoch_or_result(run, epoch), tolerate_cut_last_line=True)
         ((_, params),) = params_at(run, [epoch], lambda: load_run_data(run, data))
     except PurenetError as exc:
         raise fail(str(exc)) from None

@@ -18,11 +18,19 @@ from purenet.errors import PurenetError
 from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
 from purenet.history import History
 from purenet.plot import figure_title, save_figure, training_figure
-from purenet.replay import describe_mismatch, replay, starting_keyframe
+from purenet.replay import describe_mismatch, replay, snapshot_at, starting_keyframe
 from purenet.runs import Run, list_runs, save_params
 from purenet.train import Snapshot
 
-from .common import DataOption, EpochOption, RunArgument, fail, load_run_data
+from .common import (
+    DataOption,
+    EpochOption,
+    ResultEpochOption,
+    RunArgument,
+    epoch_or_result,
+    fail,
+    load_run_data,
+)
 
 
 def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
@@ -31,6 +39,16 @@ def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
     rows, epoch = run.rows_up_to(epoch)
     dataset = load_run_data(run, data)
     return run, rows, dataset, replay(run, epoch, dataset)
+
+
+def rebuilt_epoch(run_folder: Path, epoch: int | None, data: Path | None):
+    """Open the run and rebuild ``epoch`` (default: the run's result), from its keyframe
+    when one is on disk (see :func:`purenet.replay.snapshot_at`)."""
+    run = Run.open(run_folder)
+    rows, epoch = run.rows_up_to(epoch_or_result(run, epoch))
+    dataset = load_run_data(run, data)
+    snapshot, _ = snapshot_at(run, epoch, dataset)
+    return run, rows, dataset, snapshot
 
 
 def _metrics_line(snapshot: Snapshot) -> str:
@@ -148,16 +166,18 @@ def replay_command(
 
 
 def evaluate_command(
-    run_folder: RunArgument, epoch: EpochOption = None, data: DataOption = None
+    run_folder: RunArgument, epoch: ResultEpochOption = None, data: DataOption = None
 ) -> None:
     """Test loss and accuracy, per-class accuracy and the confusion matrix of a run's
-    params at an epoch (default: the last).
+    params at an epoch (default: the run's result: the last epoch, or with --patience the
+    best validation epoch).
 
-    The params are replayed and checked against the record; if they differ (another
-    purenet, BLAS or CPU), a warning on stderr says so and gives the recorded figures.
+    The params are read from the epoch's snapshot if it is on disk (else replayed), and
+    their test metrics checked against the record; if they differ (another purenet, BLAS
+    or CPU), a warning on stderr says so and gives the recorded figures.
     """
     try:
-        run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
+        run, rows, dataset, snapshot = rebuilt_epoch(run_folder, epoch, data)
     except PurenetError as exc:
         raise fail(str(exc)) from None
     mismatch = describe_mismatch(run, snapshot, rows[snapshot.epoch])

@@ -295,11 +295,24 @@ def report(run: Run, outcome: Outcome) -> None:
     if outcome.best_epoch is not None:
         stopped = " stopped early;" if outcome.stopped_early else ""
         best = run.rows()[outcome.best_epoch].valid_acc
+        kept = (
+            "kept as the run's result"
+            if outcome.result_epoch is not None
+            else f"replay it with: purenet replay {run.folder} --epoch {outcome.best_epoch}"
+        )
         typer.echo(
-            f"validation:{stopped} best accuracy {best:.2%} at epoch {outcome.best_epoch} "
-            f"(replay it with: purenet replay {run.folder} --epoch {outcome.best_epoch})",
+            f"validation:{stopped} best accuracy {best:.2%} at epoch {outcome.best_epoch} ({kept})",
             err=True,
         )
+    if outcome.result_epoch is not None and outcome.result_epoch != last.epoch:
+        row = run.rows()[outcome.result_epoch]
+        typer.echo(
+            f"epoch {row.epoch} (the best validation epoch; training ran to epoch "
+            f"{last.epoch}): train loss {row.train_loss:.4f}, train accuracy "
+            f"{row.train_acc:.2%}, test accuracy {row.test_acc:.2%} ({outcome.seconds:.1f} s); "
+            f"results in {run.folder}"
+        )
+        return
     typer.echo(
         f"epoch {last.epoch}: train loss {last.train.loss:.4f}, "
         f"train accuracy {last.train.accuracy:.2%}, test accuracy {last.test.accuracy:.2%} "

@@ -17,8 +17,9 @@ import attrs
 from purenet import __version__
 from purenet.data import Dataset
 from purenet.history import Row
+from purenet.network import Metrics, metrics_of
 from purenet.runs import Run, RunError, computed_with
-from purenet.train import Snapshot, train
+from purenet.train import Snapshot, packed_batches, train
 
 
 def starting_keyframe(run: Run, epoch: int) -> int:
@@ -48,6 +49,31 @@ def replay(run: Run, epoch: int, data: Dataset) -> Snapshot:
         if snapshot.epoch == epoch:
             return snapshot
     raise RunError(f"run {run.name} diverged before epoch {epoch} while replaying")
+
+
+def snapshot_at(run: Run, epoch: int, data: Dataset) -> tuple[Snapshot, bool]:
+    """The snapshot of ``epoch`` with as little training as exactness allows, and
+    whether it was folded (True) or read from the epoch's keyframe (False).
+
+    In a stochastic run whose keyframe of ``epoch`` is on disk (the last epoch's always
+    is), the params are read from it and the test and validation metrics recomputed from
+    them exactly as the fold computes them; the train metrics, a mean over that epoch's
+    batches that only a fold through the epoch recomputes, are the recorded row's. Else
+    this is :func:`replay` (which, in a full-batch run, starts at the keyframe itself).
+
+    Raises:
+        RunError: as :func:`replay`.
+    """
+    rows, _ = run.rows_up_to(epoch)
+    if not (run.config.stochastic and epoch > 0 and epoch in run.keyframe_epochs()):
+        return replay(run, epoch, data), True
+    run.check_data(data)
+    state = run.load_keyframe(epoch)
+    held_out = packed_batches(run.config, data, with_train=False)
+    test, *valid = metrics_of(state.params, held_out)
+    row = rows[epoch]
+    recorded_train = Metrics(row.train_loss, row.train_acc)
+    return Snapshot(state, recorded_train, test, valid[0] if valid else None), False
 
 
 def differing_columns(snapshot: Snapshot, row: Row) -> list[tuple[str, float, float]]:

@@ -35,6 +35,9 @@ class Outcome:
             (the earliest, on ties) among those on record.
         stopped_early: the run ended before its last epoch because validation accuracy
             had not improved for ``patience`` epochs.
+        result_epoch: with ``patience``, once the run has finished (stopped early or
+            not): the best validation epoch, whose params are the run's result (as
+            Keras's ``restore_best_weights``). None: the last epoch is the result.
     """
 
     status: str
@@ -43,6 +46,7 @@ class Outcome:
     seconds: float = 0.0
     best_epoch: int | None = None
     stopped_early: bool = False
+    result_epoch: int | None = None
 
 
 def write_figure(run: Run, rows: list[Row]) -> None:
@@ -66,8 +70,13 @@ def record_training(
     written again. Ctrl-C (KeyboardInterrupt) ends the session cleanly. An interrupted or
     diverged session also keeps a keyframe of its last sound epoch, so resuming needs no
     recomputation and the last good params can be inspected.
+
+    With ``patience`` (early stopping), the best validation epoch of the session is kept
+    as a keyframe too, and a finished run records it as its result (``result_epoch``
+    in the status): its params, not the last epoch's, are what the run learned.
     """
     last: Snapshot | None = None
+    best_snapshot: Snapshot | None = None  # with patience: the best epoch of this session
     status, bad_row, stopped_early = FINISHED, None, False
     best = _best_so_far(run)
     began = time.perf_counter()
@@ -89,6 +98,8 @@ def record_training(
                 run.save_keyframe(snapshot.state)
             last = snapshot
             best = _better(best, snapshot)
+            if run.config.patience is not None and best is not None and best[0] == snapshot.epoch:
+                best_snapshot = snapshot
             if _patience_ran_out(run.config, best, snapshot.epoch):
                 stopped_early = True
                 break
@@ -99,6 +110,8 @@ def record_training(
     if (status != FINISHED or stopped_early) and last is not None:
         if last.epoch not in run.keyframe_epochs():
             run.save_keyframe(last.state)  # the last sound params, to resume or inspect
+    if best_snapshot is not None and best_snapshot.epoch not in run.keyframe_epochs():
+        run.save_keyframe(best_snapshot.state)  # the run's result, read without replaying
     try:
         write_figure(run, run.rows())
     except PurenetError:
@@ -110,8 +123,11 @@ def record_training(
         extra.update(best_epoch=best_epoch, best_valid_acc=best[1])
     if stopped_early:
         extra["stopped_early"] = True
+    result_epoch = None
+    if status == FINISHED and run.config.patience is not None and best_epoch is not None:
+        result_epoch = extra["result_epoch"] = best_epoch
     run.mark(status, last.epoch if last is not None else None, **extra)
-    return Outcome(status, last, bad_row, seconds, best_epoch, stopped_early)
+    return Outcome(status, last, bad_row, seconds, best_epoch, stopped_early, result_epoch)
 
 
 def _best_so_far(run: Run) -> tuple[int, float] | None:

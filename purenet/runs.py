@@ -341,6 +341,17 @@ class Run:
             record.update(pid=os.getpid(), host=socket.gethostname())
         _write_json(self.folder / STATUS_FILE, record)
 
+    def result_epoch(self) -> int | None:
+        """The epoch whose params are the run's result when it is not the last recorded
+        one: the best validation epoch of a finished run trained with ``patience``
+        (early stopping keeps the best, as Keras's ``restore_best_weights``). None: the
+        last epoch is the result."""
+        record = self.status()
+        epoch = record.get("result_epoch")
+        if record.get("status") == FINISHED and isinstance(epoch, int):
+            return epoch
+        return None
+
     def status(self) -> dict:
         """The status record. A run marked running whose process is gone on this host
         was killed: it is reported as interrupted."""
