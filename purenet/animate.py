@@ -75,6 +75,16 @@ def animation_figure(
     grid = fig.add_gridspec(1, 2, width_ratios=[1, 1.1])
     loss_ax = fig.add_subplot(grid[0])
     lines = training_curves(loss_ax, history)
+    drawn = [line for line, _ in lines]
+    loss_ax.legend(  # below the curves, never on them
+        drawn,
+        [line.get_label() for line in drawn],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=2,
+        fontsize=8,
+        frameon=False,
+    )
     # fixed axes, so that the curves grow into a frame that does not move
     loss_ax.set_xlim(0, max(1, int(history.epoch[-1])))
     loss_ax.set_ylim(

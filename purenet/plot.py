@@ -17,13 +17,20 @@ from matplotlib import colormaps
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    PercentFormatter,
+)
 
 from purenet.atomic import atomic_save
 from purenet.evaluation import confusion_matrix, per_class_accuracy
 from purenet.history import History
 from purenet.params import Params
 from purenet.predict import class_probabilities
+from purenet.train import DIVERGED_LOSS
 
 if TYPE_CHECKING:
     from purenet.config import Config
@@ -39,23 +46,69 @@ SIDE = 28
 FIGURE_NAMES = ("training", "confusion", "per-class", "weights", "misclassified")
 
 
+def optimizer_words(config: Config) -> str:
+    """The update rule in a few words: ``SGD``, ``momentum 0.9``, ``Nesterov momentum 0.9``
+    or ``Adam``, with the schedule when it is not constant and any weight decay."""
+    name = config.optimizer.value
+    if name == "momentum":
+        words = f"{'Nesterov ' if config.nesterov else ''}momentum {config.momentum:g}"
+    else:
+        words = "Adam" if name == "adam" else "SGD"
+    words += f", lr {config.lr:g}"
+    if config.schedule.value != "constant":
+        words += f" ({config.schedule.value})"
+    if config.weight_decay:
+        words += f", weight decay {config.weight_decay:g}"
+    return words
+
+
 def figure_title(config: Config) -> str:
-    """The title that names a run's figures: its layer sizes, learning rate, split and
-    seed (``purenet 784-10, lr 0.5, reference split, seed 0``)."""
+    """The title that names a run's figures: its layers and activation, the optimizer
+    and learning rate, the batch size, split and seed (``purenet 784-10-10 relu, SGD, lr
+    0.1, full batch, reference split, seed 0``)."""
+    batch = "full batch" if config.full_batch else f"batch {config.batch_size}"
+    dropout = f", dropout {config.dropout:g}" if config.dropout else ""
     return (
-        f"purenet {'-'.join(map(str, config.sizes))}, lr {config.lr}, "
-        f"{config.split.value} split, seed {config.seed}"
+        f"purenet {'-'.join(map(str, config.sizes))} {config.activation.value}, "
+        f"{optimizer_words(config)}, {batch}{dropout}, {config.split.value} split, "
+        f"seed {config.seed}"
     )
 
 
+def best_epoch(history: History) -> tuple[int, float, str] | None:
+    """The row with the best accuracy on held-out data, as ``(row index, accuracy,
+    which)``: the validation set's when the history has one (``which`` is
+    ``"validation"``), else the test set's (``"test"``); the earliest on ties; None for
+    an empty history."""
+    which = "validation" if np.isfinite(history.valid_acc).any() else "test"
+    series = history.valid_acc if which == "validation" else history.test_acc
+    if not len(series) or not np.isfinite(series).any():
+        return None
+    index = int(np.nanargmax(series))  # the first of equal maxima
+    return index, float(series[index]), which
+
+
+def _sound_top(losses: np.ndarray) -> float | None:
+    """An upper limit for the loss axis from the finite losses below the divergence
+    threshold (a diverged row's huge loss would flatten every other point)."""
+    sound = losses[np.isfinite(losses) & (losses < DIVERGED_LOSS)]
+    return 1.05 * float(sound.max()) if sound.size and sound.max() > 0 else None
+
+
 def training_curves(loss_ax, history: History) -> list[tuple[Line2D, np.ndarray]]:
-    """Draw the training curves on ``loss_ax`` and a twin axis: loss (red, left axis),
-    train (blue) and test (orange) accuracy (right axis) against the epoch; validation
-    accuracy (green, dashed) too when the history has one. Returns each line with the
-    series it shows, for redrawing a prefix of it."""
+    """Draw the training curves on ``loss_ax`` and a twin axis: train loss (red) and test
+    loss (red, dashed) on the left axis, train (blue) and test (orange) accuracy on the
+    right axis, from 0 to 1, against the epoch; validation accuracy (green, dashed) too
+    when the history has one. Returns each line with the series it shows, for redrawing a
+    prefix of it. The caller places the legend (see :func:`curve_legend`)."""
     acc_ax = loss_ax.twinx()
     curves = [
         (loss_ax, history.train_loss, {"color": LOSS_COLOR, "label": "loss (train)"}),
+        (
+            loss_ax,
+            history.test_loss,
+            {"color": LOSS_COLOR, "linestyle": "--", "alpha": 0.7, "label": "loss (test)"},
+        ),
         (acc_ax, history.train_acc, {"color": TRAIN_COLOR, "label": "train accuracy"}),
         (acc_ax, history.test_acc, {"color": TEST_COLOR, "label": "test accuracy"}),
     ]
@@ -67,35 +120,115 @@ def training_curves(loss_ax, history: History) -> list[tuple[Line2D, np.ndarray]
     loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set_ylabel("cross-entropy loss", color=LOSS_COLOR)
     loss_ax.tick_params(axis="y", colors=LOSS_COLOR)
-    loss_ax.set_ylim(bottom=0)
+    loss_ax.set_ylim(0, _sound_top(np.concatenate([history.train_loss, history.test_loss])))
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_ylim(0, 1)
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     loss_ax.grid(alpha=0.3)
-    loss_ax.legend(
-        [line for line, _ in lines], [line.get_label() for line, _ in lines], loc="center right"
-    )
     return lines
 
 
+def error_curves(ax, history: History) -> list[Line2D]:
+    """Draw the error rate (1 - accuracy) of train (blue), test (orange) and, if there is
+    one, validation (green, dashed) on a log axis into ``ax``, where 10%, 1% and 0.1% are
+    equally far apart: the differences that matter once accuracy is past 90%. An error of
+    0 (every image right) is drawn at the bottom of the axis, half the smallest error
+    drawn."""
+    series = [
+        ("train", history.train_acc, TRAIN_COLOR, "-"),
+        ("test", history.test_acc, TEST_COLOR, "-"),
+    ]
+    if np.isfinite(history.valid_acc).any():
+        series.append(("validation", history.valid_acc, VALID_COLOR, "--"))
+    errors = {name: 1.0 - np.asarray(acc, dtype=np.float64) for name, acc, _, _ in series}
+    positive = np.concatenate([e[np.isfinite(e) & (e > 0)] for e in errors.values()])
+    floor = float(positive.min()) / 2 if positive.size else 1e-4
+    lines = []
+    for name, _, colour, style in series:
+        clipped = np.where(errors[name] > 0, errors[name], floor)
+        lines.append(
+            ax.plot(history.epoch, clipped, color=colour, linestyle=style, label=f"{name} error")[0]
+        )
+    ax.set_yscale("log")
+    top = max(1.0, float(np.nanmax(positive))) if positive.size else 1.0
+    ax.set_ylim(floor, top)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.4g}%"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("error rate (log scale)")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, which="major")
+    ax.grid(alpha=0.12, which="minor")
+    return lines
+
+
+def mark_best(axes, acc_ax, history: History) -> list[Line2D]:
+    """Mark the epoch of :func:`best_epoch` with a dotted vertical line on each of
+    ``axes`` and a star on its accuracy curve (on ``acc_ax``); returns the star, whose
+    label says which set chose it (none, for an empty history)."""
+    best = best_epoch(history)
+    if best is None:
+        return []
+    index, accuracy, which = best
+    epoch = int(history.epoch[index])
+    for ax in axes:
+        ax.axvline(epoch, color="0.35", linestyle=":", linewidth=1)
+    colour = VALID_COLOR if which == "validation" else TEST_COLOR
+    if which == "validation":
+        label = f"best validation accuracy: epoch {epoch}, {accuracy:.2%}"
+    else:  # nothing is chosen on the test set: say it is only shown
+        label = f"highest test accuracy (no validation set): epoch {epoch}, {accuracy:.2%}"
+    (star,) = acc_ax.plot(
+        [epoch],
+        [accuracy],
+        marker="*",
+        markersize=12,
+        linestyle="none",
+        color=colour,
+        markeredgecolor="black",
+        label=label,
+    )
+    return [star]
+
+
 def draw_training(fig: Figure, history: History, title: str = "purenet training") -> None:
-    """Draw the training curves (see :func:`training_curves`) into ``fig``, titled with
-    the last epoch's numbers."""
-    loss_ax = fig.add_subplot()
-    training_curves(loss_ax, history)
+    """Draw the training figure into ``fig``: on top, the reference's curves (see
+    :func:`training_curves`); below, the error rates on a log axis (see
+    :func:`error_curves`); the best held-out epoch marked (:func:`mark_best`); the legend
+    below both, off the curves; titled with the last epoch's numbers."""
+    loss_ax, error_ax = fig.subplots(
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]}, squeeze=True
+    )
+    lines = [line for line, _ in training_curves(loss_ax, history)]
+    loss_ax.set_xlabel("")
+    loss_ax.tick_params(axis="x", labelbottom=False)
+    acc_ax = lines[-1].axes
+    error_curves(error_ax, history)
+    lines += mark_best([loss_ax, error_ax], acc_ax, history)
+    fig.legend(
+        lines,
+        [line.get_label() for line in lines],
+        loc="outside lower center",
+        ncols=3,
+        fontsize=8,
+        frameon=False,
+    )
     if len(history):
         final = (
             f"epoch {history.epoch[-1]}: train {history.train_acc[-1]:.2%}, "
             f"test {history.test_acc[-1]:.2%}, loss {history.train_loss[-1]:.4f}"
         )
         title = f"{title}\n{final}"
-    loss_ax.set_title(title)
+    fig.suptitle(title, fontsize=10)
 
 
 def training_figure(history: History, title: str = "purenet training") -> Figure:
     """The reference's figure: loss (red, left axis), train (blue) and test (orange)
-    accuracy (right axis) against the epoch.
+    accuracy (right axis) against the epoch, with the test loss (red, dashed), and below
+    it the error rates on a log axis.
     """
-    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    fig = Figure(figsize=(8, 6.4), layout="constrained")
     draw_training(fig, history, title)
     return fig
 

@@ -24,6 +24,7 @@ from purenet.plot import (
     SIDE,
     confusion_figure,
     epoch_figures,
+    figure_title,
     misclassified,
     misclassified_figure,
     per_class_figure,
@@ -58,7 +59,8 @@ def test_training_figure_lines_carry_the_history_in_the_specified_colours(histor
         "train accuracy": (history.train_acc, "blue"),
         "test accuracy": (history.test_acc, "orange"),
     }
-    assert set(lines) == set(expected)  # no validation line: this run has none
+    assert set(expected) <= set(lines)
+    assert "validation accuracy" not in lines  # this run has none
     for label, (values, colour) in expected.items():
         assert np.array_equal(lines[label].get_xdata(), history.epoch)
         assert np.array_equal(lines[label].get_ydata(), values)
@@ -66,7 +68,7 @@ def test_training_figure_lines_carry_the_history_in_the_specified_colours(histor
     loss_axes = lines["loss (train)"].axes
     assert lines["train accuracy"].axes is lines["test accuracy"].axes is not loss_axes
     assert lines["train accuracy"].axes.get_ylim() == (0, 1)
-    assert "epoch 9" in loss_axes.get_title()
+    assert "epoch 9" in fig.get_suptitle()
 
 
 def test_training_figure_adds_validation_when_the_history_has_it(history):
@@ -74,6 +76,133 @@ def test_training_figure_adds_validation_when_the_history_has_it(history):
     lines = lines_by_label(training_figure(attrs.evolve(history, valid_acc=valid)))
     assert np.array_equal(lines["validation accuracy"].get_ydata(), valid)
     assert same_color(lines["validation accuracy"].get_color(), "green")
+
+
+def axis_of(fig, ylabel: str):
+    return next(ax for ax in fig.axes if ax.get_ylabel() == ylabel)
+
+
+def test_training_figure_draws_the_test_loss_dashed_red_on_the_loss_axis(history):
+    lines = lines_by_label(training_figure(history))
+    test_loss = lines["loss (test)"]
+    assert np.array_equal(test_loss.get_ydata(), history.test_loss)
+    assert same_color(test_loss.get_color(), "red") and test_loss.get_linestyle() == "--"
+    assert test_loss.axes is lines["loss (train)"].axes
+
+
+def test_the_error_panel_shows_one_minus_accuracy_on_a_log_axis(history):
+    fig = training_figure(history)
+    ax = axis_of(fig, "error rate (log scale)")
+    assert ax.get_yscale() == "log"  # 10%, 1%, 0.1% equally far apart: past 90% shows
+    lines = {line.get_label(): line for line in ax.get_lines() if "error" in line.get_label()}
+    for name, acc, colour in (
+        ("train", history.train_acc, "blue"),
+        ("test", history.test_acc, "orange"),
+    ):
+        error = 1 - acc
+        drawn = lines[f"{name} error"]
+        assert same_color(drawn.get_color(), colour)
+        positive = error > 0
+        assert np.allclose(drawn.get_ydata()[positive], error[positive])
+    low = ax.get_ylim()[0]
+    assert 0 < low <= min(np.min(line.get_ydata()) for line in lines.values())
+    assert ax.get_shared_x_axes().joined(ax, lines_by_label(fig)["loss (train)"].axes)
+
+
+def test_the_error_panel_separates_accuracies_past_90_percent():
+    """98% and 99.95% are far apart on the error axis (they look the same on 0-1)."""
+    rows = [
+        Row(e, 1.0, acc, 1.0, acc, np.nan, np.nan, 0.0) for e, acc in enumerate([0.1, 0.98, 0.9995])
+    ]
+    fig = training_figure(History.from_rows(rows))
+    ax = axis_of(fig, "error rate (log scale)")
+    to_axes = ax.transAxes.inverted()
+    y = [to_axes.transform(ax.transData.transform((0, e)))[1] for e in (0.02, 0.0005)]
+    assert y[0] - y[1] > 0.4  # more than 40% of the panel's height between them
+
+
+def test_a_perfect_accuracy_is_drawn_at_the_bottom_of_the_error_axis():
+    rows = [
+        Row(e, 1.0, acc, 1.0, 0.9, np.nan, np.nan, 0.0) for e, acc in enumerate([0.5, 0.99, 1.0])
+    ]
+    ax = axis_of(training_figure(History.from_rows(rows)), "error rate (log scale)")
+    train = next(line for line in ax.get_lines() if line.get_label() == "train error")
+    assert np.isfinite(train.get_ydata()).all()
+    assert train.get_ydata()[-1] == ax.get_ylim()[0] > 0
+
+
+def star(fig):
+    return next(line for ax in fig.axes for line in ax.get_lines() if line.get_marker() == "*")
+
+
+def test_the_best_validation_epoch_is_marked_and_named(history):
+    valid = np.array([0.1, 0.3, 0.6, 0.6, 0.5, 0.4, 0.6, 0.2, 0.1, 0.1])[: len(history)]
+    fig = training_figure(attrs.evolve(history, valid_acc=valid))
+    marker = star(fig)
+    assert list(marker.get_xdata()) == [2] and list(marker.get_ydata()) == [0.6]  # the earliest
+    assert marker.get_label().startswith("best validation accuracy: epoch 2")
+    assert same_color(marker.get_color(), "green")
+    vertical = [
+        line for ax in fig.axes for line in ax.get_lines() if list(line.get_xdata()) == [2, 2]
+    ]
+    assert len(vertical) == 2  # on both panels
+    assert marker.get_label() in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_without_validation_the_highest_test_epoch_is_marked_and_labelled_as_such(history):
+    fig = training_figure(history)
+    marker = star(fig)
+    best = int(np.argmax(history.test_acc))
+    assert list(marker.get_xdata()) == [history.epoch[best]]
+    assert "test accuracy (no validation set)" in marker.get_label()
+    assert "validation" not in marker.get_label().replace("no validation set", "")
+
+
+def test_the_legend_is_outside_the_axes_in_a_short_run(history):
+    fig = training_figure(
+        History.from_rows(
+            [
+                Row(e, 2.0 - e, 0.5 + e / 4, 2.1 - e, 0.5 + e / 5, np.nan, np.nan, 0.0)
+                for e in range(2)
+            ]
+        )
+    )
+    fig.draw_without_rendering()
+    assert not any(ax.get_legend() for ax in fig.axes)
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent())
+
+
+def test_figure_title_names_layers_activation_optimizer_lr_batch_and_seed():
+    config = Config(
+        hidden=(256, 128),
+        activation="tanh",
+        optimizer="momentum",
+        nesterov=True,
+        lr=0.05,
+        batch_size=128,
+        schedule="cosine",
+        seed=7,
+    )
+    title = figure_title(config)
+    for words in (
+        "784-256-128-10",
+        "tanh",
+        "Nesterov momentum 0.9",
+        "lr 0.05 (cosine)",
+        "batch 128",
+        "seed 7",
+    ):
+        assert words in title
+    reference = figure_title(Config())
+    assert (
+        "784-10-10 relu" in reference and "SGD, lr 0.1" in reference and "full batch" in reference
+    )
+    assert "Adam" in figure_title(Config(optimizer="adam"))
+    fig = training_figure(History.from_rows([]), title)
+    assert fig.get_suptitle() == title
 
 
 # -- confusion, per-class, weights, mistakes -------------------------------------------------
