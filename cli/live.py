@@ -157,6 +157,11 @@ class LiveView:
             self.redraw()
 
 
+def every_epochs(n: int) -> str:
+    """``every epoch`` or ``every N epochs``."""
+    return "every epoch" if n == 1 else f"every {n} epochs"
+
+
 def chain(*callbacks: Callable[[Snapshot], None]) -> Callable[[Snapshot], None]:
     """One snapshot callback that calls each of ``callbacks`` in turn."""
 
@@ -176,7 +181,7 @@ def _open_window(backend: str, title: str) -> Figure:
     from matplotlib import pyplot
 
     pyplot.switch_backend(backend)
-    fig = pyplot.figure(num=title, figsize=(8, 4.8), layout="constrained")
+    fig = pyplot.figure(num=title, figsize=(8, 6.4), layout="constrained")
     fig.show()
     fig.canvas.flush_events()
     return fig
@@ -206,7 +211,8 @@ def live_view(
         every: redraw every this many epochs; the last epoch is always drawn on exit.
         enabled: when False the callback does nothing.
         notify: told in one line where the figure is (e.g. ``typer.echo`` to stderr),
-            and if drawing fails.
+            and if drawing fails; ``purenet train`` tells it even with ``--quiet``, as
+            the user asked for the figure and needs to know where to look.
         allow_window: False writes the PNG even when a window could be shown.
     """
     if not enabled:
@@ -225,7 +231,7 @@ def live_view(
     if figure is not None:  # closing the window ends the live view, not the training
         figure.canvas.mpl_connect("close_event", lambda event: view.stop())
     if notify is not None:
-        notify(f"live figure: {where} every {view.every} epochs")
+        notify(f"live figure: {where} {every_epochs(view.every)}")
     try:
         yield view.update
     finally:

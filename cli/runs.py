@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from purenet.animate import DEFAULT_FPS, animate_run, default_stride, frame_epochs
 from purenet.errors import PurenetError
 from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
 from purenet.history import History
-from purenet.plot import figure_title, save_figure, training_figure
+from purenet.plot import figure_title, rule_words, save_figure, training_figure
 from purenet.replay import describe_mismatch, replay, snapshot_at, starting_keyframe
-from purenet.runs import Run, list_runs, save_params
+from purenet.runs import DIVERGED, Run, list_runs, save_params
 from purenet.train import Snapshot
 
 from .common import (
@@ -209,13 +210,74 @@ def evaluate_command(
         typer.echo(f"  {digit}: " + "".join(f"{c:>{width}}" for c in row))
 
 
+LISTING_COLUMNS = (
+    "run", "status", "epochs", "test acc", "network", "activation", "optimizer", "lr",
+    "batch", "seed", "notes",
+)  # fmt: skip
+
+
+def listing_row(entry: Run) -> list[str]:
+    """The cells of one run in ``purenet runs`` (see :data:`LISTING_COLUMNS`). A diverged
+    run shows its last sound epoch (the one whose params were kept) and that epoch's
+    accuracy, not the diverged one's.
+
+    Raises:
+        PurenetError: when its status or metrics cannot be read.
+    """
+    record = entry.status()
+    status = record.get("status", "?")
+    rows = entry.rows(tolerate_cut_last_line=True)
+    config = entry.config
+    shown, notes = (rows[-1] if rows else None), []
+    if status == DIVERGED:
+        by_epoch = {row.epoch: row for row in rows}
+        kept = record.get("epoch")
+        shown = by_epoch.get(kept) if kept is not None else None
+        bad = f"loss diverged at epoch {rows[-1].epoch}" if rows else "loss diverged"
+        notes.append(f"{bad}; shown: epoch {kept}, the last sound one" if shown else bad)
+    if record.get("best_epoch") is not None and isinstance(record.get("best_valid_acc"), float):
+        notes.append(
+            f"best validation {record['best_valid_acc']:.2%} at epoch {record['best_epoch']}"
+        )
+    return [
+        entry.name,
+        status,
+        f"{shown.epoch if shown else 0}/{config.epochs}",
+        f"{shown.test_acc:.2%}" if shown else "-",
+        "-".join(map(str, config.sizes)),
+        config.activation.value,
+        rule_words(config),
+        f"{config.lr:g}",
+        "full" if config.full_batch else str(config.batch_size),
+        str(config.seed),
+        "; ".join(notes),
+    ]
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[str]) -> None:
+    """Print ``rows`` under ``header`` as aligned columns on stdout, whatever the width of
+    the terminal (nothing is cut or wrapped; columns named in ``right`` are right-aligned)."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for name in header:
+        table.add_column(name, justify="right" if name in right else "left", no_wrap=True)
+    for cells in rows:
+        table.add_row(*cells)
+    width = Console(width=100_000).measure(table).maximum
+    console = Console(width=width, soft_wrap=False, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
 def runs_command(
     folder: Annotated[
         Path,
         typer.Argument(metavar="FOLDER", help="Folder holding run folders.", file_okay=False),
     ] = Path("runs"),
 ) -> None:
-    """List the runs in a folder: status, epochs done, and the last test accuracy."""
+    """List the runs in a folder: status, epochs done, the last test accuracy, and the
+    settings that tell them apart (layers, activation, optimizer, learning rate, batch
+    size, seed)."""
     try:
         found = list_runs(folder)
     except PurenetError as exc:
@@ -223,19 +285,15 @@ def runs_command(
     if not found:
         typer.echo(f"no runs in {folder}")
         return
-    typer.echo(f"{'run':<24} {'status':<12} {'epochs':>11} {'test acc':>9}  network")
+    table = []
+    blank = [""] * (len(LISTING_COLUMNS) - 3)
     for entry in found:
         if isinstance(entry, tuple):
             path, error = entry
-            typer.echo(f"{path.name:<24} {'unreadable':<12} {'':>11} {'':>9}  {error}")
+            table.append([path.name, "unreadable", *blank, str(error)])
             continue
         try:
-            status = entry.status().get("status", "?")
-            rows = entry.rows(tolerate_cut_last_line=True)
+            table.append(listing_row(entry))
         except PurenetError as exc:
-            typer.echo(f"{entry.name:<24} {'unreadable':<12} {'':>11} {'':>9}  {exc}")
-            continue
-        done = f"{rows[-1].epoch if rows else 0}/{entry.config.epochs}"
-        accuracy = f"{rows[-1].test_acc:.2%}" if rows else "-"
-        network = "-".join(map(str, entry.config.sizes)) + f" lr {entry.config.lr}"
-        typer.echo(f"{entry.name:<24} {status:<12} {done:>11} {accuracy:>9}  {network}")
+            table.append([entry.name, "unreadable", *blank, str(exc)])
+    print_table(LISTING_COLUMNS, table, right={"epochs", "test acc", "lr", "batch", "seed"})

@@ -101,7 +101,10 @@ LiveOption = Annotated[
 ]
 LiveEveryOption = Annotated[
     MaybeInt,
-    typer.Option(min=1, help="Epochs between --live redraws (default: about 100 per run)."),
+    typer.Option(
+        min=1,
+        help="Epochs between --live redraws (default: about 100 per run); implies --live.",
+    ),
 ]
 
 
@@ -264,7 +267,9 @@ def train_on_terminal(
     """:func:`record_training`, showing progress on stderr and, with ``live``, the figure."""
     config = run.config
     every = live_every or max(1, config.epochs // 100)
-    notify = None if quiet else (lambda message: typer.echo(message, err=True))
+    live = live or live_every is not None  # --live-every N implies --live
+    # where the live figure is goes to stderr even with --quiet: it was asked for
+    notify = lambda message: typer.echo(message, err=True)  # noqa: E731
     first = start.epoch if start else 0
     mode = TrainingProgress.choose_mode(quiet)
     with (

@@ -46,15 +46,23 @@ SIDE = 28
 FIGURE_NAMES = ("training", "confusion", "per-class", "weights", "misclassified")
 
 
-def optimizer_words(config: Config) -> str:
-    """The update rule in a few words: ``SGD``, ``momentum 0.9``, ``Nesterov momentum 0.9``
-    or ``Adam``, with the schedule when it is not constant and any weight decay."""
+def rule_words(config: Config) -> str:
+    """The update rule in a few words: ``SGD``, ``momentum 0.9``, ``Nesterov momentum
+    0.9`` or ``Adam``, with the schedule when it is not constant (``SGD, cosine``)."""
     name = config.optimizer.value
     if name == "momentum":
         words = f"{'Nesterov ' if config.nesterov else ''}momentum {config.momentum:g}"
     else:
         words = "Adam" if name == "adam" else "SGD"
-    words += f", lr {config.lr:g}"
+    if config.schedule.value != "constant":
+        words += f", {config.schedule.value}"
+    return words
+
+
+def optimizer_words(config: Config) -> str:
+    """The update rule and its learning rate (``Nesterov momentum 0.9, lr 0.1 (cosine)``),
+    with any weight decay."""
+    words = rule_words(config).split(", ")[0] + f", lr {config.lr:g}"
     if config.schedule.value != "constant":
         words += f" ({config.schedule.value})"
     if config.weight_decay:

