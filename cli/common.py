@@ -11,6 +11,8 @@ from purenet.data import DATA_ENV, Dataset
 from purenet.data_folder import load_from, locate
 from purenet.runs import Run
 
+from .usage import at_least
+
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``purenet: error: message`` to stderr and return the Exit to raise."""
@@ -24,6 +26,7 @@ DataOption = Annotated[
         "--data",
         help="Folder with the four MNIST IDX files (raw or .gz). "
         f"Default: ${DATA_ENV}, else the download cache (filled from the mirrors on first use).",
+        metavar="DIR",
         file_okay=False,
     ),
 ]
@@ -35,14 +38,20 @@ RunArgument = Annotated[
 
 EpochOption = Annotated[
     Optional[int],  # noqa: UP045
-    typer.Option("--epoch", min=0, help="Epoch to use (default: the last one recorded)."),
+    typer.Option(
+        "--epoch",
+        metavar="N",
+        callback=at_least(0),
+        help="Epoch to use (default: the last one recorded).",
+    ),
 ]
 
 ResultEpochOption = Annotated[
     Optional[int],  # noqa: UP045
     typer.Option(
         "--epoch",
-        min=0,
+        metavar="N",
+        callback=at_least(0),
         help="Epoch to use (default: the run's result: the last epoch recorded, or with "
         "--patience the best validation epoch).",
     ),

@@ -48,6 +48,7 @@ DataOption = Annotated[
     typer.Option(
         help=f"Folder with the four MNIST IDX files (raw or .gz). Default: ${DATA_ENV}, "
         "else the download cache.",
+        metavar="DIR",
         file_okay=False,
     ),
 ]

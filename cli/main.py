@@ -3,8 +3,9 @@
 This folder (``cli/``) is installed as the package ``purenet_cli``; its modules import
 each other relatively, so they do not depend on that name.
 
-Bad arguments exit 2 naming the option: click refuses what does not parse, and a value
-the library's :class:`purenet.config.Config` refuses (``--lr nan``, say) is named through
+Bad arguments print one line ``purenet: error: --option: what is wrong (got VALUE)`` and
+exit 2: click refuses what does not parse (reworded by :mod:`.usage`), and a value the
+library's :class:`purenet.config.Config` refuses (``--lr nan``, say) is named through
 :attr:`purenet.errors.ConfigError.field` (see ``train.reported_errors``). Failures at run
 time print one line starting with ``purenet: error:`` to stderr and exit 1. Results go
 to stdout, progress to stderr.
@@ -16,6 +17,7 @@ import sys
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import ClickException, UsageError
 
 from purenet import __version__
 from purenet.errors import PurenetError
@@ -25,6 +27,7 @@ from .plot import plot_command
 from .predict import predict_command
 from .runs import evaluate_command, replay_command, runs_command
 from .train import train_command
+from .usage import USAGE_EXIT, plain_help, usage_words
 
 app = typer.Typer(
     name="purenet",
@@ -63,13 +66,34 @@ def root(
     """
 
 
+def command():
+    """The click command of :data:`app`, with help that shows no Python type names."""
+    built = typer.main.get_command(app)
+    plain_help(built)
+    return built
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every failure is one ``purenet: error:`` line; a bad
+    option (or argument) exits 2, naming it in the user's words."""
     try:
-        app()
+        code = command().main(prog_name="purenet", standalone_mode=False)
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help
+            exc.show()
+            sys.exit(USAGE_EXIT)
+        typer.echo(f"purenet: error: {usage_words(exc)}", err=True)
+        sys.exit(USAGE_EXIT)
+    except ClickException as exc:
+        typer.echo(f"purenet: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("purenet: error: aborted", err=True)
+        sys.exit(1)
     except PurenetError as exc:  # any library failure not caught nearer: one line, exit 1
         typer.echo(f"purenet: error: {exc}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def plot_command(
         Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
         typer.Option(
             help="Folder to write the PNG files to (default: RUN/figures/epoch-NNNNNN).",
+            metavar="DIR",
             file_okay=False,
         ),
     ] = None,

@@ -32,6 +32,7 @@ from .common import (
     fail,
     load_run_data,
 )
+from .usage import at_least, within
 
 
 def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
@@ -89,16 +90,21 @@ def replay_command(
     epoch: EpochOption = None,
     figure: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Write the training figure up to this epoch to this PNG file."),
+        typer.Option(
+            metavar="FILE", help="Write the training figure up to this epoch to this PNG file."
+        ),
     ] = None,
     save: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--save-params", help="Write this epoch's params to this .npz file."),
+        typer.Option(
+            "--save-params", metavar="FILE", help="Write this epoch's params to this .npz file."
+        ),
     ] = None,
     animation: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
             "--animate",
+            metavar="FILE",
             callback=check_gif,
             help="Also write an animated GIF of the run up to this epoch: the curves "
             "growing and the first-layer weights changing.",
@@ -107,13 +113,17 @@ def replay_command(
     stride: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            min=1,
+            metavar="N",
+            callback=at_least(1),
             help="Epochs between frames of --animate (default: the smallest multiple of "
             "the run's keyframe interval that keeps the clip to about 100 frames).",
         ),
     ] = None,
     fps: Annotated[
-        int, typer.Option(min=1, max=50, help="Frames per second of --animate.")
+        int,
+        typer.Option(
+            metavar="N", callback=within(1, 50), help="Frames per second of --animate (1 to 50)."
+        ),
     ] = DEFAULT_FPS,
     data: DataOption = None,
 ) -> None:

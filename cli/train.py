@@ -25,6 +25,7 @@ from purenet.params import Activation, Init
 from purenet.presets import PRESETS, Preset, describe, preset_config
 from purenet.runner import Outcome, prepare_resume, record_training
 from purenet.runs import DEFAULT_KEYFRAME_EVERY, DIVERGED, INTERRUPTED, Run
+from purenet.settings import Kind
 from purenet.train import TrainState
 
 from .common import DataOption, fail, load_run_data
@@ -32,6 +33,7 @@ from .data import training_data
 from .live import chain, live_view
 from .progress import TrainingProgress
 from .resume import differing_options, given_on_command_line, refusal
+from .usage import at_least
 
 EXIT_INTERRUPTED = 130
 
@@ -40,6 +42,15 @@ MaybeInt = Optional[int]  # noqa: UP045
 MaybeFloat = Optional[float]  # noqa: UP045
 MaybeText = Optional[str]  # noqa: UP045
 MaybeBool = Optional[bool]  # noqa: UP045
+
+
+METAVARS = {  # what each kind of setting takes, as its help shows it
+    Kind.WHOLE: "N",
+    Kind.WHOLE_OR_NONE: "N",
+    Kind.NUMBER: "X",
+    Kind.WIDTHS: "N[,N...]",
+    Kind.BATCH: "N|full",
+}
 
 
 def _shown(default) -> str:
@@ -56,7 +67,13 @@ def setting(name: str, *flags: str):
     and default. Left out, the option keeps the preset's value."""
     default = default_of(name)
     shown = "" if default is None else f"  [default: {_shown(default)}]"
-    return typer.Option(*flags, help=setting_of(name).describe() + shown, show_default=False)
+    described = setting_of(name)
+    return typer.Option(
+        *flags,
+        help=described.describe() + shown,
+        show_default=False,
+        metavar=METAVARS.get(described.kind),
+    )
 
 
 PRESET_HELP = "Starting settings; explicit options override them. " + "; ".join(
@@ -66,10 +83,17 @@ PRESET_HELP = "Starting settings; explicit options override them. " + "; ".join(
 
 OutOption = Annotated[
     Optional[Path],  # noqa: UP045
-    typer.Option(help="Run folder to write (default: runs/<UTC time>).", file_okay=False),
+    typer.Option(
+        help="Run folder to write (default: runs/<UTC time>).", metavar="DIR", file_okay=False
+    ),
 ]
 KeyframeEveryOption = Annotated[
-    int, typer.Option(min=1, help="Save the params every K epochs (and the first and last).")
+    int,
+    typer.Option(
+        metavar="K",
+        callback=at_least(1),
+        help="Save the params every K epochs (and the first and last); at least 1.",
+    ),
 ]
 ResumeOption = Annotated[
     Optional[Path],  # noqa: UP045
@@ -79,6 +103,7 @@ ResumeOption = Annotated[
         "--quiet and --live. With --epochs larger than the run's, extend it (a finished "
         "run too), exactly as if it had been asked for that many epochs from the start; "
         "not with the cosine schedule, whose learning rates depend on the total.",
+        metavar="RUN",
         file_okay=False,
     ),
 ]
@@ -102,7 +127,8 @@ LiveOption = Annotated[
 LiveEveryOption = Annotated[
     MaybeInt,
     typer.Option(
-        min=1,
+        metavar="N",
+        callback=at_least(1),
         help="Epochs between --live redraws (default: about 100 per run); implies --live.",
     ),
 ]
@@ -177,8 +203,8 @@ def reported_errors() -> Iterator[None]:
     except ConfigError as exc:
         if exc.field is None:
             raise fail(str(exc)) from None
-        option = f"'--{exc.field.replace('_', '-')}'"
-        raise typer.BadParameter(str(exc), param_hint=option) from None
+        option = f"--{exc.field.replace('_', '-')}"
+        raise typer.BadParameter(exc.problem, param_hint=option) from None
     except PurenetError as exc:
         raise fail(str(exc)) from None
 

@@ -158,7 +158,11 @@ class Config:
 
     def __attrs_post_init__(self) -> None:
         if self.patience is not None and self.validation == 0:
-            raise ConfigError("early stopping (patience) needs a validation set", "patience")
+            raise ConfigError(
+                "early stopping (patience) needs a validation set",
+                "patience",
+                "early stopping needs a validation set (validation > 0)",
+            )
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -189,12 +193,14 @@ class Config:
             raise ConfigError(
                 f"validation of {self.validation} samples leaves no training data (of {n_train})",
                 "validation",
+                f"must be less than the {n_train} training samples (got {self.validation})",
             )
         available = n_train - self.validation
         if not self.full_batch and self.batch_size > available:
             raise ConfigError(
                 f"batch size {self.batch_size} is larger than the {available} training samples",
                 "batch_size",
+                f"must be at most the {available} training samples (got {self.batch_size})",
             )
 
     def make_optimizer(self, steps_per_epoch: int = 1) -> Transformation:

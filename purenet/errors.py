@@ -22,9 +22,12 @@ class ConfigError(PurenetError, ValueError):
     """A training setting is out of range or inconsistent.
 
     ``field`` names the setting at fault (a :class:`purenet.config.Config` field), when
-    there is one, so that a caller can point at the option that set it.
+    there is one, so that a caller can point at the option that set it; ``problem`` is
+    what is wrong with its value, in words that do not name it (``must be a whole
+    number, at least 1 (got 0)``), for a caller that names the setting its own way.
     """
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, problem: str | None = None):
         super().__init__(message)
         self.field = field
+        self.problem = problem if problem is not None else message

@@ -40,6 +40,17 @@ class Interval:
         opening, closing = "(["[not self.low_open], ")]"[not self.high_open]
         return f"in {opening}{low}, {self.high:g}{closing}"
 
+    def words(self) -> str:
+        """The interval in words: ``at least 1``, ``greater than 0``, ``from 0 to 8``,
+        ``at least 0 and less than 1``."""
+        low, high = f"{self.low:g}", f"{self.high:g}"
+        above = f"greater than {low}" if self.low_open else f"at least {low}"
+        if self.high == math.inf:
+            return above
+        if not self.low_open and not self.high_open:
+            return f"from {low} to {high}"
+        return f"{above} and {'less than' if self.high_open else 'at most'} {high}"
+
 
 class Kind(enum.Enum):
     """What sort of value a setting takes."""
@@ -62,8 +73,12 @@ class Setting:
     bounds: Interval | None = None
 
     def allowed(self) -> str:
-        """The values allowed, in words: e.g. ``a finite number in [0, 1)``."""
-        return f"{self.kind.value} {self.bounds}" if self.bounds else self.kind.value
+        """The values allowed, in words: e.g. ``a finite number, at least 0 and less than
+        1`` or ``one or more layer widths, each at least 1``."""
+        if self.bounds is None:
+            return self.kind.value
+        each = "each " if self.kind is Kind.WIDTHS else ""
+        return f"{self.kind.value}, {each}{self.bounds.words()}"
 
     def describe(self) -> str:
         """The help, with the values allowed when they are not a list of choices (a setting
@@ -106,10 +121,23 @@ def _label(field: attrs.Attribute) -> str:
     return field.name.replace("_", " ")
 
 
+def _shown(value) -> str:
+    """A value as the user would have written it (layer widths comma-separated)."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return repr(value)
+
+
+def refusal(field: attrs.Attribute, problem: str) -> ConfigError:
+    """The error for a value of ``field``: ``<field> <problem>``, the field and the
+    problem kept apart (see :class:`ConfigError`)."""
+    return ConfigError(f"{_label(field)} {problem}", field.name, problem)
+
+
 def _check(instance, field: attrs.Attribute, value) -> None:
     setting = field.metadata[SETTING]
     if not _valid(setting, value):
-        raise ConfigError(f"{_label(field)} must be {setting.allowed()}, got {value!r}", field.name)
+        raise refusal(field, f"must be {setting.allowed()} (got {_shown(value)})")
 
 
 def _choice(enum_type: type[enum.Enum]) -> attrs.Converter:
@@ -118,9 +146,7 @@ def _choice(enum_type: type[enum.Enum]) -> attrs.Converter:
             return enum_type(value)
         except ValueError:
             allowed = ", ".join(c.value for c in enum_type)
-            raise ConfigError(
-                f"{_label(field)} must be one of {allowed}, got {value!r}", field.name
-            ) from None
+            raise refusal(field, f"must be one of {allowed} (got {_shown(value)})") from None
 
     return attrs.Converter(convert, takes_field=True)
 
@@ -132,9 +158,9 @@ def widths_converter(value, field: attrs.Attribute) -> tuple:
             return tuple(int(part) for part in value.split(","))
         return tuple(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{value!r} is not a comma-separated list of layer widths, e.g. 10 or 256,128",
-            field.name,
+        raise refusal(
+            field,
+            f"must be layer widths separated by commas, e.g. 10 or 256,128 (got {value!r})",
         ) from None
 
 
@@ -146,9 +172,7 @@ def batch_size_converter(value, field: attrs.Attribute):
             return int(value)
         except ValueError:
             setting = field.metadata[SETTING]
-            raise ConfigError(
-                f"{_label(field)} must be {setting.allowed()}, got {value!r}", field.name
-            ) from None
+            raise refusal(field, f"must be {setting.allowed()} (got {value!r})") from None
     return value
 
 
