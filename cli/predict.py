@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
+import attrs
 import numpy as np
 import typer
 
+from purenet.digit_count import digits_side_by_side
 from purenet.errors import PurenetError
 from purenet.images import ImageReadError, read_image
 from purenet.keyframes import params_at
+from purenet.plot import inputs_figure, save_figure
 from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
 from purenet.runs import Run
@@ -31,8 +34,23 @@ def predict_command(
     ],
     epoch: ResultEpochOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the results as one JSON object.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the results as one JSON object, with an entry for every picture "
+            "(its error, if it could not be read).",
+        ),
     ] = False,
+    show_input: Annotated[
+        Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
+        typer.Option(
+            "--show-input",
+            metavar="FILE",
+            help="Also write a PNG figure of each picture beside the 28x28 input the "
+            "network was given.",
+            dir_okay=False,
+        ),
+    ] = None,
     data: DataOption = None,
 ) -> None:
     """Classify pictures of handwritten digits with a run's network.
@@ -41,7 +59,8 @@ def predict_command(
     to the ink, scaled to fit 20x20 keeping its aspect, centred by its centre of mass in
     28x28, pixels in [0, 1]. Prints the digit and the three most probable classes. A
     file that is missing, unreadable, not a picture, or blank gets one error line, and
-    the command exits 1 (the other pictures are still classified).
+    the command exits 1 (the other pictures are still classified). A picture that seems
+    to hold several digits side by side gets a warning.
     """
     try:
         run = Run.open(run_folder)
@@ -50,36 +69,95 @@ def predict_command(
     except PurenetError as exc:
         raise fail(str(exc)) from None
 
-    names, rows_in, failed = [], [], 0
-    for path in images:
-        try:
-            rows_in.append(prepare_digit(read_image(path)))
-            names.append(str(path))
-        except ImageReadError as exc:  # names the file already
-            typer.echo(f"purenet: error: {exc}", err=True)
-            failed += 1
-        except PurenetError as exc:
-            typer.echo(f"purenet: error: {path}: {exc}", err=True)
-            failed += 1
-    probabilities = class_probabilities(params, np.stack(rows_in)) if rows_in else []
-    results = [(name, top_classes(p), p) for name, p in zip(names, probabilities, strict=True)]
+    entries = [read_input(path) for path in images]
+    read = [entry for entry in entries if entry.error is None]
+    probabilities = class_probabilities(params, np.stack([e.row for e in read])) if read else []
+    for entry, p in zip(read, probabilities, strict=True):
+        entry.probabilities = p
+    for entry in entries:  # on stderr whatever the output, so a script's JSON stays pure
+        if entry.error is not None:
+            typer.echo(f"purenet: error: {entry.error}", err=True)
+        for warning in entry.warnings:
+            typer.echo(f"purenet: warning: {entry.name}: {warning}", err=True)
     if as_json:
         payload = {
             "run": str(run.folder),
             "epoch": epoch,
-            "predictions": [
-                {
-                    "image": name,
-                    "digit": top[0][0],
-                    "top3": [{"digit": d, "probability": p} for d, p in top],
-                    "probabilities": [float(v) for v in probs],
-                }
-                for name, top, probs in results
-            ],
+            "predictions": [entry.as_json() for entry in entries],
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
-        for name, top, _ in results:
-            typer.echo(describe(name, top))
-    if failed:
+        for entry in read:
+            typer.echo(describe(entry.name, top_classes(entry.probabilities)))
+    if show_input is not None:
+        draw_inputs(show_input, read)
+    if len(read) < len(entries):
         raise typer.Exit(1)
+
+
+@attrs.define
+class Input:
+    """One picture given to ``predict``: what became of it."""
+
+    name: str
+    picture: np.ndarray | None = None  # as read, (h, w[, c])
+    row: np.ndarray | None = None  # the prepared input, (784,)
+    error: str | None = None  # why it could not be read (one line naming the file)
+    warnings: list[str] = attrs.Factory(list)
+    probabilities: np.ndarray | None = None  # (n_classes,), once classified
+    count: int = 1  # digits side by side in the picture
+
+    def as_json(self) -> dict:
+        """Its entry in ``--json`` output: the image, its error (null when it was read)
+        and warnings, and when read the digit, the top three and all probabilities."""
+        entry: dict = {"image": self.name, "error": self.error, "warnings": self.warnings}
+        if self.probabilities is not None:
+            top = top_classes(self.probabilities)
+            entry.update(
+                digit=top[0][0],
+                top3=[{"digit": d, "probability": p} for d, p in top],
+                probabilities=[float(v) for v in self.probabilities],
+            )
+        return entry
+
+
+def read_input(path: Path) -> Input:
+    """Read and prepare the picture at ``path``; a failure is kept as its error."""
+    entry = Input(str(path))
+    try:
+        entry.picture = read_image(path)
+        entry.row = prepare_digit(entry.picture)
+    except ImageReadError as exc:  # names the file already
+        entry.error = str(exc)
+        return entry
+    except PurenetError as exc:
+        entry.error = f"{path}: {exc}"
+        return entry
+    entry.count = digits_side_by_side(entry.picture)
+    if entry.count > 1:
+        entry.warnings.append(
+            f"looks like {entry.count} digits side by side; predict reads one digit per picture, "
+            "so this answer is for all of them at once (crop each digit into its own picture)"
+        )
+    return entry
+
+
+def draw_inputs(path: Path, read: list[Input]) -> None:
+    """Write the figure of each picture read and its 28x28 input to ``path``."""
+    if not read:
+        typer.echo(
+            f"purenet: error: --show-input: no picture was read; {path} not written", err=True
+        )
+        return
+    figure = inputs_figure(
+        [Path(entry.name).name for entry in read],
+        [entry.picture for entry in read],
+        np.stack([entry.row for entry in read]),
+        np.stack([entry.probabilities for entry in read]),
+        [f"{entry.count} digits side by side?" if entry.count > 1 else "" for entry in read],
+    )
+    try:
+        save_figure(figure, path)
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror or exc}") from None
+    typer.echo(f"inputs drawn in {path}", err=True)

@@ -9,6 +9,7 @@ read row by row.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -492,3 +493,68 @@ def epoch_figures(
 def save_figure(fig: Figure, path: Path, dpi: int = 110) -> None:
     """Write ``fig`` as PNG to ``path`` atomically."""
     atomic_save(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+
+
+def _as_shown(picture: np.ndarray) -> tuple[np.ndarray, dict]:
+    """A picture as read (see :func:`purenet.images.read_image`) ready for ``imshow``:
+    its values in [0, 1] and the colour map a grey one needs."""
+    picture = np.asarray(picture)
+    values = (
+        picture / np.iinfo(picture.dtype).max
+        if np.issubdtype(picture.dtype, np.integer)
+        else np.clip(picture, 0, 1)
+    )
+    if values.ndim == 3 and values.shape[2] == 2:  # grey + alpha: show the grey
+        values = values[..., 0]
+    if values.ndim == 2:
+        return values, {"cmap": "gray", "vmin": 0, "vmax": 1}
+    return values, {}
+
+
+def inputs_figure(
+    names: Sequence[str],
+    pictures: Sequence[np.ndarray],
+    inputs: np.ndarray,
+    probabilities: np.ndarray,
+    notes: Sequence[str] | None = None,
+    title: str = "purenet predict: your picture, and what the network sees",
+) -> Figure:
+    """Each picture as read beside (below) the 28x28 input it was prepared into, captioned
+    with what the network read.
+
+    Args:
+        names: a caption per picture (its file name).
+        pictures: the pictures as read, each (h, w), (h, w, 2), (h, w, 3) or (h, w, 4).
+        inputs: the prepared inputs, shape (n, 784), pixels in [0, 1].
+        probabilities: the network's class probabilities for them, shape (n, k).
+        notes: a warning per picture, or "" for none (written in dark red under it).
+    """
+    n = len(names)
+    columns = max(1, min(6, n))
+    blocks = max(1, math.ceil(n / columns))
+    fig = Figure(figsize=(2.4 * columns + 0.2, 4.6 * blocks + 0.5), layout="constrained")
+    axes = fig.subplots(2 * blocks, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (name, picture) in enumerate(zip(names, pictures, strict=True)):
+        top, bottom = (
+            axes[2 * (i // columns), i % columns],
+            axes[2 * (i // columns) + 1, i % columns],
+        )
+        values, style = _as_shown(picture)
+        top.imshow(values, **style)
+        top.set_title(f"{name}\n{picture.shape[1]}x{picture.shape[0]} pixels", fontsize=9)
+        top.set_axis_on()
+        top.set_xticks([])
+        top.set_yticks([])
+        bottom.imshow(inputs[i].reshape(SIDE, SIDE), cmap="gray", vmin=0, vmax=1)
+        guess = int(np.argmax(probabilities[i]))
+        note = notes[i] if notes else ""
+        bottom.set_title(
+            f"prepared 28x28: read as {guess} ({probabilities[i][guess]:.1%})"
+            + (f"\n{note}" if note else ""),
+            fontsize=9,
+            color="darkred" if note else "black",
+        )
+    fig.suptitle(title, fontsize=11)
+    return fig

@@ -302,8 +302,11 @@ def test_predict_reads_the_good_pictures_and_reports_each_bad_one(trained, model
     assert result.returncode == 1
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all(e.startswith("purenet: error: ") for e in errors)
-    (entry,) = json.loads(result.stdout)["predictions"]
+    text, entry, missing = json.loads(result.stdout)["predictions"]  # every input, in order
     assert entry["image"] == str(good) and entry["digit"] == int(probabilities[1].argmax())
+    assert entry["error"] is None
+    assert text["error"] == errors[0].removeprefix("purenet: error: ") and "digit" not in text
+    assert missing["error"] == errors[1].removeprefix("purenet: error: ")
 
 
 def test_predict_with_a_missing_run_is_one_error_line(tmp_path):
