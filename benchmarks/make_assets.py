@@ -10,13 +10,15 @@ writes what the README shows:
 - ``assets/fig.png``: the run's own ``figure.png``;
 - ``assets/confusion.png``, ``per-class.png``, ``weights.png``, ``misclassified.png``:
   ``purenet plot RUN --epoch 2500``;
-- ``assets/learning.gif``: ``purenet replay RUN --animate ... --stride 50``.
+- ``assets/learning.gif``: ``purenet replay RUN --animate ... --stride 50``;
+- ``assets/own-digits.png``: ``purenet predict RUN assets/digits/* --show-input ...``, the
+  pictures in ``assets/digits`` beside the 28x28 inputs the network reads.
 
 ``--run DIR`` keeps the run in DIR, or reuses the finished reference run already there (so
 the figures can be redrawn without training again); without it the run goes to a
 temporary folder. ``--only`` writes one of the two groups. Run it whenever the recorded
 numbers change (``tests/test_assets.py`` fails then), and update the README's reference
-table and times from what it prints. ``assets/own-digits.png`` is not made here.
+table and times from what it prints (and the own-digits output it prints).
 """
 
 from __future__ import annotations
@@ -88,7 +90,13 @@ def write_figures(run: Run, data: list[str]) -> None:
         for name in EPOCH_FIGURES:
             shutil.copyfile(Path(scratch) / name, ASSETS / name)
     purenet("replay", run.folder, "--animate", ASSETS / "learning.gif", "--stride", STRIDE, *data)
-    print("assets/fig.png, " + ", ".join(EPOCH_FIGURES) + " and learning.gif written")
+    pictures = sorted((ASSETS / "digits").iterdir())
+    readings = purenet(
+        "predict", run.folder, *pictures, "--show-input", ASSETS / "own-digits.png", *data
+    )
+    print("assets/fig.png, " + ", ".join(EPOCH_FIGURES) + ", learning.gif and own-digits.png")
+    print("written; predict read the own digits as (for the README):")
+    print(readings, end="")
 
 
 def main() -> None:
