@@ -9,7 +9,8 @@ import typer
 
 from purenet.data import DATA_ENV, Dataset
 from purenet.data_folder import load_from, locate
-from purenet.runs import Run
+from purenet.history import Row
+from purenet.runs import Run, RunError, last_sound_epoch
 
 from .usage import at_least
 
@@ -82,3 +83,32 @@ def epoch_or_result(run: Run, epoch: int | None) -> int | None:
             err=True,
         )
     return result
+
+
+def rows_and_epoch(
+    run: Run, epoch: int | None, tolerate_cut_last_line: bool = False
+) -> tuple[list[Row], int]:
+    """The run's rows and the epoch to use: ``epoch`` if given, else the run's result
+    (see :func:`epoch_or_result`), else the last recorded epoch, or after a divergence
+    the last sound one, said in one line on stderr (the diverged epoch's params are not
+    numbers, so nothing computed from them means much).
+
+    Raises:
+        RunError: as :meth:`purenet.runs.Run.rows_up_to`, or if the run diverged at once.
+    """
+    wanted = epoch_or_result(run, epoch)
+    rows, chosen = run.rows_up_to(wanted, tolerate_cut_last_line)
+    if wanted is None:
+        sound = last_sound_epoch(rows)
+        if sound is None:
+            raise RunError(
+                f"run {run.name} diverged at epoch {rows[0].epoch}: it has no sound params"
+            )
+        if sound != chosen:
+            typer.echo(
+                f"purenet: note: run {run.name} diverged at epoch {sound + 1}; using epoch "
+                f"{sound}, its last sound epoch (--epoch picks another)",
+                err=True,
+            )
+            chosen = sound
+    return rows, chosen

@@ -19,7 +19,7 @@ from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
 from purenet.runs import Run
 
-from .common import DataOption, ResultEpochOption, RunArgument, epoch_or_result, fail, load_run_data
+from .common import DataOption, ResultEpochOption, RunArgument, fail, load_run_data, rows_and_epoch
 
 
 def predict_command(
@@ -64,7 +64,7 @@ def predict_command(
     """
     try:
         run = Run.open(run_folder)
-        _, epoch = run.rows_up_to(epoch_or_result(run, epoch), tolerate_cut_last_line=True)
+        _, epoch = rows_and_epoch(run, epoch, tolerate_cut_last_line=True)
         ((_, params),) = params_at(run, [epoch], lambda: load_run_data(run, data))
     except PurenetError as exc:
         raise fail(str(exc)) from None
@@ -73,7 +73,14 @@ def predict_command(
     read = [entry for entry in entries if entry.error is None]
     probabilities = class_probabilities(params, np.stack([e.row for e in read])) if read else []
     for entry, p in zip(read, probabilities, strict=True):
-        entry.probabilities = p
+        if np.isfinite(p).all():
+            entry.probabilities = p
+        else:  # params that are not numbers (a diverged epoch) or overflow: no answer
+            entry.error = (
+                f"{entry.name}: the network's output at epoch {epoch} is not a number (its "
+                "params are not finite or overflow); pick an earlier --epoch"
+            )
+    read = [entry for entry in read if entry.error is None]
     for entry in entries:  # on stderr whatever the output, so a script's JSON stays pure
         if entry.error is not None:
             typer.echo(f"purenet: error: {entry.error}", err=True)
@@ -85,7 +92,7 @@ def predict_command(
             "epoch": epoch,
             "predictions": [entry.as_json() for entry in entries],
         }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
     else:
         for entry in read:
             typer.echo(describe(entry.name, top_classes(entry.probabilities)))

@@ -28,9 +28,9 @@ from .common import (
     EpochOption,
     ResultEpochOption,
     RunArgument,
-    epoch_or_result,
     fail,
     load_run_data,
+    rows_and_epoch,
 )
 from .usage import at_least, within
 
@@ -44,10 +44,11 @@ def replayed_epoch(run_folder: Path, epoch: int | None, data: Path | None):
 
 
 def rebuilt_epoch(run_folder: Path, epoch: int | None, data: Path | None):
-    """Open the run and rebuild ``epoch`` (default: the run's result), from its keyframe
-    when one is on disk (see :func:`purenet.replay.snapshot_at`)."""
+    """Open the run and rebuild ``epoch`` (default: the run's result, or a diverged run's
+    last sound epoch: see :func:`rows_and_epoch`), from its keyframe when one is on disk
+    (see :func:`purenet.replay.snapshot_at`)."""
     run = Run.open(run_folder)
-    rows, epoch = run.rows_up_to(epoch_or_result(run, epoch))
+    rows, epoch = rows_and_epoch(run, epoch)
     dataset = load_run_data(run, data)
     snapshot, _ = snapshot_at(run, epoch, dataset)
     return run, rows, dataset, snapshot

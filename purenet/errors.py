@@ -31,3 +31,8 @@ class ConfigError(PurenetError, ValueError):
         super().__init__(message)
         self.field = field
         self.problem = problem if problem is not None else message
+
+
+class FileError(PurenetError):
+    """A file cannot be read safely: missing, not a regular file, larger than what it
+    should hold, or malformed (see :mod:`purenet.reading`). The message names the file."""

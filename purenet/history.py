@@ -29,6 +29,10 @@ COLUMNS = (
     "seconds",
 )
 
+# More than any row csv_line writes (an epoch and seven float reprs of at most 24
+# characters): a bound on the size of a run's metrics file, from its number of epochs.
+ROW_LIMIT = 512
+
 
 @attrs.frozen
 class Row:
@@ -102,17 +106,22 @@ def parse_rows(lines: Iterable[str], name: str) -> list[Row]:
         PurenetError: naming ``name`` and the line, on a wrong header or a malformed row.
     """
     reader = csv.reader(lines)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise PurenetError(f"{name}: not a purenet metrics file ({exc})") from None
     if header is None or tuple(header) != COLUMNS:
-        raise PurenetError(f"{name}: not a purenet metrics file (header {header!r})")
+        raise PurenetError(f"{name}: not a purenet metrics file (header {header!r:.100})")
     rows = []
-    for number, fields in enumerate(reader, start=2):
-        try:
+    number = 1
+    try:
+        for number, fields in enumerate(reader, start=2):  # noqa: B007 (named in errors)
             if len(fields) != len(COLUMNS):
                 raise ValueError(f"{len(fields)} fields")
             rows.append(Row(int(fields[0]), *(float(f) for f in fields[1:])))
-        except ValueError as exc:
-            raise PurenetError(f"{name}: line {number} is malformed ({exc})") from None
+    except (ValueError, csv.Error) as exc:
+        line = number if isinstance(exc, ValueError) else reader.line_num
+        raise PurenetError(f"{name}: line {line} is malformed ({exc})") from None
     return rows
 
 

@@ -122,7 +122,7 @@ def likely_cause(run: Run) -> str:
             f"the run was recorded by purenet {version}, this is "
             f"{__version__}, and versions may add floats in another order"
         )
-    if not isinstance(recorded, dict):
+    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
         return "the run does not record the BLAS it was computed with"
     changed = [
         f"{key} {recorded.get(key, 'unset')!r} then, {here.get(key, 'unset')!r} now"

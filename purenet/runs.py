@@ -23,8 +23,8 @@ import json
 import os
 import platform
 import re
+import reprlib
 import socket
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -36,11 +36,12 @@ from purenet import __version__
 from purenet._engine.threads import blas_description
 from purenet.atomic import atomic_save, atomic_write_text
 from purenet.config import Config
-from purenet.errors import ConfigError, PurenetError
+from purenet.errors import ConfigError, FileError, PurenetError
 from purenet.flat import flatten, unflatten
-from purenet.history import Row, csv_header, csv_line, parse_rows
+from purenet.history import ROW_LIMIT, Row, csv_header, csv_line, parse_rows
 from purenet.params import Params
-from purenet.train import TrainState, state_template
+from purenet.reading import read_json, read_npz, read_text
+from purenet.train import DIVERGED_LOSS, TrainState, state_template
 
 if TYPE_CHECKING:
     from purenet.data import Dataset
@@ -56,6 +57,12 @@ SNAPSHOT_DIR = "snapshots"
 KEYFRAME_PATTERN = re.compile(r"epoch-(\d{6,})\.npz")
 
 RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
+STATUSES = (RUNNING, FINISHED, INTERRUPTED, DIVERGED)
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+PID_LIMIT = 2**31  # process ids are positive C ints
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = _short.maxlong = 40
 
 
 class RunError(PurenetError):
@@ -71,23 +78,22 @@ def save_params(path: Path, params: Params, **extra: np.ndarray) -> None:
     atomic_save(Path(path), lambda fh: np.savez(fh, **flatten(params), **extra))
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file; refuses object arrays and never unpickles."""
-    try:
-        # Open the file here: np.load leaks its own handle when the zip is invalid.
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except FileNotFoundError:
-        raise RunError(f"{path}: file not found") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        reason = "holds object arrays" if "allow_pickle" in str(exc) else f"corrupt ({exc})"
-        raise RunError(f"{path}: not a readable snapshot: {reason}") from None
-
-
 def _before_0_4(epoch: int) -> dict[str, np.ndarray]:
     """What keyframes written before purenet 0.4 leave out: a learning-rate schedule's
     position in training, which at a keyframe (an epoch boundary) is the epoch's step 0."""
     return {"opt.schedule.epoch": np.int64(epoch), "opt.schedule.step": np.int64(0)}
+
+
+def last_sound_epoch(rows: list[Row]) -> int | None:
+    """The last epoch before the first row whose training loss shows divergence (NaN,
+    infinite or above :data:`purenet.train.DIVERGED_LOSS`, where training stops); the
+    last row's epoch if none does; None if there is no row or the first one diverged."""
+    last = None
+    for row in rows:
+        if not row.train_loss <= DIVERGED_LOSS:
+            break
+        last = row.epoch
+    return last
 
 
 def computed_with() -> dict[str, str]:
@@ -104,14 +110,48 @@ def computed_with() -> dict[str, str]:
 
 def _read_json(path: Path) -> dict:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path}: not readable JSON ({exc})") from None
+        value = read_json(path)
+    except FileError as exc:
+        raise RunError(str(exc)) from None
     if not isinstance(value, dict):
         raise RunError(f"{path}: expected a JSON object")
     return value
+
+
+def _whole(value) -> bool:
+    """An int that is not a bool (JSON's true must not pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_meta(meta: dict) -> tuple[Config, int, dict[str, str], str | None]:
+    """The config, keyframe interval, data hashes and data folder of a run's config.json,
+    each checked for its type.
+
+    Raises:
+        ConfigError: naming the field at fault.
+    """
+    if not isinstance(meta.get("config"), dict):
+        raise ConfigError(f"config must be an object, got {_short.repr(meta.get('config'))}")
+    config = Config.from_json(meta["config"])
+    every = meta.get("keyframe_every")
+    if not _whole(every) or every < 1:
+        raise ConfigError(f"keyframe_every must be a whole number >= 1, got {_short.repr(every)}")
+    data = meta.get("data")
+    if not isinstance(data, dict):
+        raise ConfigError(f"data must be an object, got {_short.repr(data)}")
+    sha256 = data.get("sha256")
+    # An empty record passes here but matches no real data (see Run.check_data).
+    if not isinstance(sha256, dict) or not all(
+        isinstance(v, str) and SHA256_PATTERN.fullmatch(v) for v in sha256.values()
+    ):
+        raise ConfigError(
+            "data.sha256 must map each data file to its SHA-256 (64 hex digits), got "
+            f"{_short.repr(sha256)}"
+        )
+    folder = data.get("folder")
+    if folder is not None and (not isinstance(folder, str) or not folder or "\0" in folder):
+        raise ConfigError(f"data.folder must be a path or null, got {_short.repr(folder)}")
+    return config, every, sha256, folder
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -141,6 +181,12 @@ class Run:
         self.keyframe_every: int = meta["keyframe_every"]
         self.data_sha256: dict[str, str] = meta["data"]["sha256"]
         self.data_folder: str | None = meta["data"].get("folder")
+
+    @classmethod
+    def _checked(cls, folder: Path, meta: dict) -> Run:
+        """A run of the folder and meta read from its config.json, every field checked."""
+        _checked_meta(meta)
+        return cls(folder, meta)
 
     # -- creating and opening ------------------------------------------------------------
 
@@ -199,12 +245,9 @@ class Run:
                 f"({__version__}) reads (it reads {SCHEMA_VERSION})"
             )
         try:
-            run = cls(folder, meta)
-            if not isinstance(run.keyframe_every, int) or run.keyframe_every < 1:
-                raise ConfigError(f"keyframe_every {run.keyframe_every!r} is not >= 1")
-        except (KeyError, TypeError, AttributeError, ConfigError) as exc:
+            return cls._checked(folder, meta)
+        except ConfigError as exc:
             raise RunError(f"{path}: invalid run config ({exc})") from None
-        return run
 
     @property
     def name(self) -> str:
@@ -228,9 +271,16 @@ class Run:
         Raises:
             RunError: naming the files that differ.
         """
-        if self.data_sha256 and data.sha256 != self.data_sha256:
+        if data.sha256 != self.data_sha256:
+            if not self.data_sha256:
+                raise RunError(
+                    f"run {self.name} records no hashes of the data it was trained on, so "
+                    "the data cannot be checked"
+                )
             differing = sorted(
-                k for k in self.data_sha256 if data.sha256.get(k) != self.data_sha256[k]
+                k
+                for k in self.data_sha256.keys() | data.sha256.keys()
+                if data.sha256.get(k) != self.data_sha256.get(k)
             )
             raise RunError(
                 f"the MNIST files differ from those run {self.name} was trained on "
@@ -246,12 +296,11 @@ class Run:
         unless ``tolerate_cut_last_line`` (for resuming, which rewrites the file).
         """
         path = self.folder / METRICS_FILE
+        limit = len(csv_header()) + (self.config.epochs + 1) * ROW_LIMIT
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RunError(f"{path}: file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunError(f"{path}: not readable ({exc})") from None
+            text = read_text(path, limit, f"the metrics of {self.config.epochs} epochs")
+        except FileError as exc:
+            raise RunError(str(exc)) from None
         lines = text.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
             if not tolerate_cut_last_line:
@@ -320,14 +369,28 @@ class Run:
                 not fit the run's network and optimizer.
         """
         path = self.keyframe_path(epoch)
-        arrays = load_npz(path)
+        template = self._state_template()
+        expected = {name: (a.shape, a.dtype) for name, a in flatten(template).items()}
+        try:
+            arrays = read_npz(path, expected)  # each member's shape and dtype as expected
+        except FileError as exc:
+            raise RunError(str(exc)) from None
         stored = arrays.get("epoch")
-        if stored is None or stored.shape != () or int(stored) != epoch:
+        if stored is None or int(stored) != epoch:
             raise RunError(f"{path}: does not hold epoch {epoch}")
         try:
-            return unflatten(state_template(self.config), {**_before_0_4(epoch), **arrays})
+            return unflatten(template, {**_before_0_4(epoch), **arrays})
         except ValueError as exc:
             raise RunError(f"{path}: does not fit run {self.name}: {exc}") from None
+
+    def _state_template(self) -> TrainState:
+        try:
+            return state_template(self.config)
+        except (MemoryError, ValueError):
+            raise RunError(
+                f"{self.folder / CONFIG_FILE}: the network {'-'.join(map(str, self.config.sizes))} "
+                "does not fit in this machine's memory"
+            ) from None
 
     def should_keyframe(self, epoch: int) -> bool:
         return epoch % self.keyframe_every == 0 or epoch == self.config.epochs
@@ -348,19 +411,35 @@ class Run:
         last epoch is the result."""
         record = self.status()
         epoch = record.get("result_epoch")
-        if record.get("status") == FINISHED and isinstance(epoch, int):
-            return epoch
+        if record.get("status") == FINISHED and epoch is not None:
+            return epoch  # a whole number >= 0: status() checks it
         return None
 
     def status(self) -> dict:
         """The status record. A run marked running whose process is gone on this host
-        was killed: it is reported as interrupted."""
-        record = _read_json(self.folder / STATUS_FILE)
+        was killed: it is reported as interrupted.
+
+        Raises:
+            RunError: if the file is unreadable, or its status, epoch or pid malformed.
+        """
+        path = self.folder / STATUS_FILE
+        record = _read_json(path)
+        status, pid = record.get("status"), record.get("pid")
+        if not isinstance(status, str) or status not in STATUSES:
+            raise RunError(
+                f"{path}: status {_short.repr(status)} is not one of {', '.join(STATUSES)}"
+            )
+        for field in ("epoch", "result_epoch"):
+            value = record.get(field)
+            if value is not None and not (_whole(value) and value >= 0):
+                raise RunError(f"{path}: {field} {_short.repr(value)} is not a whole number >= 0")
+        if pid is not None and not (_whole(pid) and 0 < pid < PID_LIMIT):
+            raise RunError(f"{path}: pid {_short.repr(pid)} is not a process id")
         if (
-            record.get("status") == RUNNING
+            status == RUNNING
             and record.get("host") == socket.gethostname()
-            and isinstance(record.get("pid"), int)
-            and not _pid_alive(record["pid"])
+            and pid is not None
+            and not _pid_alive(pid)
         ):
             record = {**record, "status": INTERRUPTED, "killed": True}
         return record
@@ -372,10 +451,20 @@ def list_runs(parent: Path) -> list[Run | tuple[Path, RunError]]:
     parent = Path(parent)
     if not parent.is_dir():
         raise RunError(f"runs folder {parent} does not exist")
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError as exc:
+        raise RunError(f"cannot list runs folder {parent}: {exc.strerror or exc}") from None
     found: list[Run | tuple[Path, RunError]] = []
-    for folder in sorted(p for p in parent.iterdir() if (p / CONFIG_FILE).exists()):
+    for folder in entries:
+        try:
+            if not (folder / CONFIG_FILE).exists():
+                continue
+        except OSError as exc:  # e.g. a folder we may not look into
+            found.append((folder, RunError(f"cannot look into {folder}: {exc.strerror or exc}")))
+            continue
         try:
             found.append(Run.open(folder))
-        except RunError as exc:
-            found.append((folder, exc))
+        except PurenetError as exc:
+            found.append((folder, RunError(str(exc))))
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import reprlib
 from typing import Final
 
 import attrs
@@ -91,13 +92,21 @@ class Setting:
 
 SETTING = "purenet.setting"  # attrs field metadata key
 
+_short = reprlib.Repr()  # values in messages, cut short
+_short.maxstring = _short.maxother = _short.maxlong = 60
+
 
 def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float (e.g. read from a crafted file)
+        return False
 
 
 def _valid(setting: Setting, value) -> bool:
@@ -124,8 +133,9 @@ def _label(field: attrs.Attribute) -> str:
 def _shown(value) -> str:
     """A value as the user would have written it (layer widths comma-separated)."""
     if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return repr(value)
+        text = ",".join(map(str, value))
+        return text if len(text) <= 60 else text[:57] + "..."
+    return _short.repr(value)  # cut short: a value may come from a crafted file
 
 
 def refusal(field: attrs.Attribute, problem: str) -> ConfigError:
