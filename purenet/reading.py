@@ -33,6 +33,10 @@ from purenet.errors import FileError
 # headers (with its name and zip64 extras) and the .npy header, at most a few hundred
 # bytes each; this bound leaves ample room.
 MEMBER_OVERHEAD = 4096
+# Members are read only up to their expected size, so the file's size matters only to
+# bound the zip directory that is read first; the slack lets a file of a wider dtype
+# (float64, complex) be read far enough to say what is wrong with it.
+SIZE_SLACK = 8
 NPY_HEADER_LIMIT = 10_000  # numpy's own bound on a header it will parse
 
 # The errors that parsing damaged zip or .npy bytes may raise (besides FileError).
@@ -144,14 +148,15 @@ def read_npz(
         Read-only arrays by name, each of exactly the expected shape and dtype.
 
     Raises:
-        FileError: if the file is not a regular file, larger than the expected arrays
-            can make, not a zip archive, or a member is damaged, holds object arrays or
+        FileError: if the file is not a regular file, far larger than the expected
+            arrays can make, not a zip archive, or a member is damaged, holds object arrays or
             declares another shape or dtype than expected (checked from its header,
             before its data is read).
     """
     wanted = {f"{name}.npy": name for name in expected}
     limit = sum(
-        _nbytes(shape, np.dtype(dtype)) + MEMBER_OVERHEAD for shape, dtype in expected.values()
+        SIZE_SLACK * _nbytes(shape, np.dtype(dtype)) + MEMBER_OVERHEAD
+        for shape, dtype in expected.values()
     )
     with open_regular(path) as fh:
         _size_checked(fh, path, limit + MEMBER_OVERHEAD, "a snapshot of this run")

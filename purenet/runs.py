@@ -274,8 +274,8 @@ class Run:
         if data.sha256 != self.data_sha256:
             if not self.data_sha256:
                 raise RunError(
-                    f"run {self.name} records no hashes of the data it was trained on, so "
-                    "the data cannot be checked"
+                    f"{self.folder / CONFIG_FILE}: records no hashes of the data the run "
+                    "was trained on (data.sha256 is empty), so the data cannot be checked"
                 )
             differing = sorted(
                 k
