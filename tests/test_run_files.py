@@ -177,7 +177,7 @@ def read_through_the_library(folder: Path, target: str) -> None:
         opened.rows()
 
 
-@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("damage", [d for d in DAMAGES if d != "named pipe"])  # see below
 def test_a_crafted_snapshot_is_refused_naming_it(sound, tmp_path, damage):
     path = damaged_run(sound, tmp_path / "run", "snapshot", damage)
     with pytest.raises(RunError, match=re.escape(str(path))):
