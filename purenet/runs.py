@@ -148,6 +148,11 @@ def _checked_meta(meta: dict) -> tuple[Config, int, dict[str, str], str | None]:
             "data.sha256 must map each data file to its SHA-256 (64 hex digits), got "
             f"{_short.repr(sha256)}"
         )
+    extended = meta.get("extended_from", [])
+    if not isinstance(extended, list) or not all(_whole(e) and e >= 1 for e in extended):
+        raise ConfigError(
+            f"extended_from must be a list of earlier epoch counts, got {_short.repr(extended)}"
+        )
     folder = data.get("folder")
     if folder is not None and (not isinstance(folder, str) or not folder or "\0" in folder):
         raise ConfigError(f"data.folder must be a path or null, got {_short.repr(folder)}")

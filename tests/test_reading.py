@@ -157,6 +157,7 @@ PLACES = [
     ("config", "optimizer"),
     ("config", "patience"),
     ("schema_version",),
+    ("extended_from",),
 ]
 
 

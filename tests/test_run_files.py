@@ -244,6 +244,7 @@ CONFIG_DAMAGES = {
     "config a list": lambda p: edit_json(p, _set(("config",), [])),
     "keyframe_every true": lambda p: edit_json(p, _set(("keyframe_every",), True)),
     "keyframe_every 0": lambda p: edit_json(p, _set(("keyframe_every",), 0)),
+    "extended_from a number": lambda p: edit_json(p, _set(("extended_from",), 5)),
     "epochs true": lambda p: edit_json(p, _set(("config", "epochs"), True)),
     "lr a 400-digit integer": lambda p: edit_json(p, _set(("config", "lr"), 10**400)),
     "not UTF-8": lambda p: p.write_bytes(b"\xff\xfe{}"),
