@@ -262,6 +262,8 @@ STATUS_DAMAGES = {
     "status a list": _write({"status": ["finished"]}),
     "an unknown status": _write({"status": "paused"}),
     "epoch true": _write({"status": "interrupted", "epoch": True}),
+    "result_epoch true": _write({"status": "finished", "epoch": 3, "result_epoch": True}),
+    "result_epoch a string": _write({"status": "finished", "epoch": 3, "result_epoch": "2"}),
     "pid 10**30": _write({"status": "running", "epoch": 1, "pid": 10**30, "host": _HOST}),
     "pid true": _write({"status": "running", "epoch": 1, "pid": True, "host": _HOST}),
     "pid -1": _write({"status": "running", "epoch": 1, "pid": -1, "host": _HOST}),
