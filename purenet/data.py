@@ -93,20 +93,29 @@ class Dataset:
     sha256: dict[str, str] = attrs.field(factory=dict, hash=False)
 
 
+def _not_empty(array: np.ndarray, path: Path, what: str) -> np.ndarray:
+    if len(array) == 0:
+        raise IdxFormatError(
+            f"{path}: holds no {what} (its header says 0); replace it with the MNIST file"
+        )
+    return array
+
+
 def check_images(images: np.ndarray, path: Path) -> np.ndarray:
-    """Check that an IDX array holds 28x28 images."""
+    """Check that an IDX array holds one or more 28x28 images."""
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise IdxFormatError(
             f"{path}: expected images of {IMAGE_SIDE}x{IMAGE_SIDE} pixels, "
             f"got an array of shape {images.shape}"
         )
-    return images
+    return _not_empty(images, path, "images")
 
 
 def check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
-    """Check that an IDX array holds digit labels 0..9."""
+    """Check that an IDX array holds one or more digit labels 0..9."""
     if labels.ndim != 1:
         raise IdxFormatError(f"{path}: expected a 1-D label file, got shape {labels.shape}")
+    _not_empty(labels, path, "labels")
     if labels.size and int(labels.max()) >= N_CLASSES:
         bad = int(np.argmax(labels >= N_CLASSES))
         raise IdxFormatError(f"{path}: label {int(labels[bad])} at index {bad} is not a digit 0..9")
@@ -159,14 +168,34 @@ def scale_pixels(images: np.ndarray) -> np.ndarray:
     return frozen_result(out)
 
 
+def _check_parts(mnist: Mnist, split: Split) -> None:
+    """Refuse a split with no training or no test images (possible only with files that
+    hold fewer than 2 images, which loading refuses; arrays can come from elsewhere)."""
+    if split is Split.STANDARD:
+        n_train, n_test = len(mnist.train_labels), len(mnist.test_labels)
+    else:
+        n_all = len(mnist.train_labels) + len(mnist.test_labels)
+        n_train = (n_all * 9) // 10
+        n_test = n_all - n_train
+    if n_train == 0 or n_test == 0:
+        raise DataError(
+            f"the {split.value} split of these files has {n_train} training and {n_test} "
+            "test images; it needs at least one of each"
+        )
+
+
 def make_split(mnist: Mnist, split: Split | str, seed: int) -> Dataset:
     """Divide MNIST into a :class:`Dataset` as ``split`` says.
 
     ``reference`` pools all 70,000 images, shuffles them with a permutation that is a pure
     function of ``seed``, and keeps the first 90% for training (63,000 / 7,000).
     ``standard`` keeps the official 60,000 / 10,000 and ignores the seed.
+
+    Raises:
+        DataError: naming the split, if its train or test part would be empty.
     """
     split = Split(split)
+    _check_parts(mnist, split)
     if split is Split.STANDARD:
         return Dataset(
             scale_pixels(mnist.train_images),

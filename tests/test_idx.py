@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run
 from hypothesis import given
 from hypothesis import strategies as st
 
-from purenet.data import FILE_STEMS, check_images, check_labels, load_mnist
+from purenet.data import FILE_STEMS, Mnist, check_images, check_labels, load_mnist, make_split
 from purenet.errors import DataError, IdxFormatError
 from purenet.idx import DEFAULT_MAX_BYTES, parse_idx, read_bytes, read_idx
 
@@ -403,3 +404,81 @@ def mutated_headers(draw) -> bytes:
 @given(mutated_headers())
 def test_mutated_headers_parse_or_raise_idx_format_error(data):
     _parses_or_rejects(data)
+
+
+# -- empty data, through the command ---------------------------------------------------------
+
+
+EMPTY_CASES = {
+    # a file whose header counts 0 items, refused before its content is checked
+    "train-images-0": ({"train_images": images_bytes(some_images(0))}, "train-images"),
+    "test-labels-0": ({"test_labels": labels_bytes(some_labels(0))}, "t10k-labels"),
+    "all-0": (
+        {
+            "train_images": images_bytes(some_images(0)),
+            "train_labels": labels_bytes(some_labels(0)),
+            "test_images": images_bytes(some_images(0)),
+            "test_labels": labels_bytes(some_labels(0)),
+        },
+        "train-images",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "split", "verify"),
+    [
+        ("train-images-0", "reference", True),
+        ("test-labels-0", "standard", False),
+        ("all-0", "reference", False),
+    ],
+)
+def test_train_on_empty_files_is_one_line_naming_the_file(tmp_path, case, split, verify):
+    contents, named = EMPTY_CASES[case]
+    write_mnist(tmp_path / "data", gz=False, contents=contents)
+    options = ["--split", split, *([] if verify else ["--no-verify"])]
+    result = run(
+        ["train", *options, "--epochs", "1", "--quiet", "--out", tmp_path / "run"],
+        tmp_path,
+        data=tmp_path / "data",
+    )
+    line = assert_one_error_line_ignoring_warnings(result)
+    assert f"{named}-idx" in line and "holds no" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_smallest_splits_train_unverified(tmp_path):
+    # one image and one label in each file: one training and one test image either way
+    write_mnist(
+        tmp_path / "data",
+        gz=False,
+        contents={
+            "train_images": images_bytes(some_images(1)),
+            "train_labels": labels_bytes(some_labels(1)),
+            "test_images": images_bytes(some_images(1)),
+            "test_labels": labels_bytes(some_labels(1)),
+        },
+    )
+    result = run(
+        ["train", "--no-verify", "--epochs", "2", "--quiet", "--out", "r"],
+        tmp_path,
+        data=tmp_path / "data",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_split_with_no_training_or_no_test_images_is_refused_naming_it():
+    one = Mnist(some_images(1), some_labels(1), some_images(0), some_labels(0))
+    for split in ("standard", "reference"):
+        with pytest.raises(DataError, match=f"the {split} split of these files has"):
+            make_split(one, split, 0)
+
+
+def assert_one_error_line_ignoring_warnings(result) -> str:
+    """As ``assert_one_error_line``, the --no-verify warning aside."""
+    kept = [line for line in result.stderr.splitlines() if "WARNING" not in line]
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(kept) == 1 and kept[0].startswith("purenet: error: "), result.stderr
+    return kept[0]

@@ -81,13 +81,29 @@ def available_cores() -> int:
     return max(1, cores)
 
 
+# More threads than this is a typo (and a thread each would be a waste), not a machine.
+MAX_THREADS = 1024
+
+
 def _count_from(variable: str, default: int) -> int:
+    """The whole number in ``$variable``, 1 to :data:`MAX_THREADS`, else ``default`` if unset.
+
+    Raises:
+        ConfigError: naming the variable, for anything else (``'0'``, ``'1.5'``, ``'²'``).
+    """
     value = os.environ.get(variable, "").strip()
     if not value:
         return default
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{variable} must be a whole number >= 1, not {value!r}")
-    return int(value)
+    # isdigit alone admits superscripts ('²') that int() refuses, and int() refuses 4,300
+    # digits or more: both would be tracebacks
+    digits = value.isascii() and value.isdigit() and len(value) <= 9
+    count = int(value) if digits else 0
+    if not 1 <= count <= MAX_THREADS:
+        raise ConfigError(
+            f"{variable} must be a whole number from 1 to {MAX_THREADS}, not {value!r}; "
+            f"set it to the number of threads to use, or unset it"
+        )
+    return count
 
 
 def default_workers() -> int:
@@ -213,6 +229,7 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
     Each task must be pure; NumPy and BLAS release the GIL while they compute, so the
     threads run in parallel.
     """
+    workers = min(workers, len(tasks))  # more threads than tasks would only wait
     with single_threaded_blas():
         if workers <= 1 or len(tasks) <= 1 or _in_pool():
             return [task() for task in tasks]
