@@ -9,6 +9,7 @@ line starting with ``purenet: error:`` and exit 1.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from purenet.cache import ensure_cache
+from purenet.cache import ensure_cache, fill_folder
 from purenet.data import DATA_ENV, Dataset, Split, find_file
 from purenet.data_folder import load_from, locate
 from purenet.errors import DataError, PurenetError
@@ -112,14 +113,40 @@ def training_data(
     return where.path, dataset
 
 
-@data_app.command("download")
-def download_command(quiet: QuietOption = False) -> None:
-    """Fetch the four MNIST files into the cache now, verifying them; repair damaged ones.
+def _download_target(to: Path | None) -> Path | None:
+    """The user's folder to download into (--to, else $PURENET_DATA), or None for the
+    cache."""
+    if to is not None:
+        return to.expanduser()
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser() if env else None
 
-    The cache is $XDG_CACHE_HOME/purenet/mnist (else ~/.cache/purenet/mnist). Mirrors are
-    tried in order; set PURENET_MIRRORS to a comma-separated list of https base URLs to
-    use others. Files already there and intact are not downloaded again.
+
+@data_app.command("download")
+def download_command(
+    to: Annotated[
+        Optional[Path],  # noqa: UP045 (typer reads the annotation at run time)
+        typer.Option(
+            "--to",
+            metavar="DIR",
+            help=f"Download into this folder (made if missing). Default: ${DATA_ENV} when "
+            "set, else the download cache.",
+            file_okay=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Fetch the four MNIST files now, verifying them; skip those already there.
+
+    They go where the other commands will read them: --to DIR, else $PURENET_DATA when
+    set, else the download cache, $XDG_CACHE_HOME/purenet/mnist (else
+    ~/.cache/purenet/mnist). The cache also repairs damaged files; in any other folder a
+    file with other content than MNIST's is refused, never replaced. Mirrors are tried in
+    order; set PURENET_MIRRORS to a comma-separated list of https base URLs to use
+    others, and PURENET_DOWNLOAD_DEADLINE to the seconds one file may take from one
+    mirror (default 900).
     """
+    target = _download_target(to)
     fetched: list[str] = []
     try:
         with download_progress(quiet) as bar:
@@ -130,11 +157,17 @@ def download_command(quiet: QuietOption = False) -> None:
                 if bar is not None:
                     bar(name, done, total)
 
-            folder = ensure_cache(progress=progress)
+            if target is None:
+                folder = ensure_cache(progress=progress)
+            else:
+                folder = fill_folder(target, progress=progress)
     except PurenetError as exc:
         raise fail(str(exc)) from None
     downloaded = f"downloaded {', '.join(fetched)}" if fetched else "nothing to download"
     typer.echo(f"MNIST verified in {folder} ({downloaded})")
+    env = os.environ.get(DATA_ENV, "").strip()
+    if to is not None and (not env or Path(env).expanduser().resolve() != folder.resolve()):
+        typer.echo(f"purenet: to use it, pass --data {folder} or set {DATA_ENV}={folder}", err=True)
 
 
 def _verify_one(folder: Path, key: str) -> tuple[bool, str]:

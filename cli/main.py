@@ -1,99 +1,61 @@
-"""The ``purenet`` command: a thin shell over the library.
+"""The ``purenet`` console script's entry point: start-up without tracebacks.
 
-This folder (``cli/``) is installed as the package ``purenet_cli``; its modules import
-each other relatively, so they do not depend on that name.
+This module imports nothing heavy, so what :func:`main` installs holds from the first
+instants, while NumPy, matplotlib and typer load (half a second or more):
 
-Bad arguments print one line ``purenet: error: --option: what is wrong (got VALUE)`` and
-exit 2: click refuses what does not parse (reworded by :mod:`.usage`), and a value the
-library's :class:`purenet.config.Config` refuses (``--lr nan``, say) is named through
-:attr:`purenet.errors.ConfigError.field` (see ``train.reported_errors``). Failures at run
-time print one line starting with ``purenet: error:`` to stderr and exit 1. Results go
-to stdout, progress to stderr.
+- Ctrl-C while the command loads is one line and exit 130, as Ctrl-C in training is.
+- SIGTERM raises :class:`Terminated` (a ``SystemExit``) in the main thread, so that the
+  command unwinds: a download in progress removes its temporary file. Training turns
+  SIGTERM into an interruption of its own (see ``purenet_cli.train``).
+- A ``MPLBACKEND`` that matplotlib does not know is set aside while it loads (see
+  :mod:`purenet_cli.startup`): ``--version``, ``--help`` and every command that only
+  writes figures work; ``train --live`` says what is wrong in one line.
+
+The command itself is :mod:`purenet_cli.app`.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Annotated
 
-import typer
-from typer._click.exceptions import ClickException, UsageError
+from .startup import restore_backend, set_aside_backend
 
-from purenet import __version__
-from purenet.errors import PurenetError
-
-from .data import data_app
-from .plot import plot_command
-from .predict import predict_command
-from .runs import evaluate_command, replay_command, runs_command
-from .train import train_command
-from .usage import USAGE_EXIT, plain_help, usage_words
-
-app = typer.Typer(
-    name="purenet",
-    help="A from-scratch NumPy network that learns to read handwritten digits (MNIST).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-)
-app.command("train")(train_command)
-app.command("replay")(replay_command)
-app.command("evaluate")(evaluate_command)
-app.command("runs")(runs_command)
-app.command("plot")(plot_command)
-app.command("predict")(predict_command)
-app.add_typer(data_app, name="data")
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"purenet {__version__}")
-        raise typer.Exit()
+class Terminated(SystemExit):
+    """SIGTERM arrived: unwind and exit 143."""
 
 
-@app.callback()
-def root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    """A from-scratch NumPy network that learns to read handwritten digits (MNIST).
-
-    Every result is a pure function of the settings and the seed: the same command gives
-    bit-identical numbers, and any epoch of a run can be replayed exactly.
-    """
-
-
-def command():
-    """The click command of :data:`app`, with help that shows no Python type names."""
-    built = typer.main.get_command(app)
-    plain_help(built)
-    return built
+def _terminate(signum, frame) -> None:
+    raise Terminated(EXIT_TERMINATED)
 
 
 def main() -> None:
-    """Console-script entry point: every failure is one ``purenet: error:`` line; a bad
-    option (or argument) exits 2, naming it in the user's words."""
+    """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = command().main(prog_name="purenet", standalone_mode=False)
-    except UsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help
-            exc.show()
-            sys.exit(USAGE_EXIT)
-        typer.echo(f"purenet: error: {usage_words(exc)}", err=True)
-        sys.exit(USAGE_EXIT)
-    except ClickException as exc:
-        typer.echo(f"purenet: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("purenet: error: aborted", err=True)
-        sys.exit(1)
-    except PurenetError as exc:  # any library failure not caught nearer: one line, exit 1
-        typer.echo(f"purenet: error: {exc}", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        backend = set_aside_backend()
+        from .app import run
+
+        restore_backend(backend)
+        run()
+    except KeyboardInterrupt:  # while loading; a command's own Ctrl-C is handled within
+        sys.stderr.write("purenet: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        sys.stderr.write("purenet: terminated (SIGTERM)\n")
+        sys.exit(EXIT_TERMINATED)
+
+
+def __getattr__(name: str):
+    if name == "app":  # the typer application, loaded on demand (tests use it)
+        from .app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from .data import training_data
 from .live import chain, live_view
 from .progress import TrainingProgress
 from .resume import differing_options, given_on_command_line, refusal
+from .startup import refused_backend
 from .usage import at_least
 
 EXIT_INTERRUPTED = 130
@@ -181,6 +182,8 @@ def train_command(
     with reported_errors():
         default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here,
         wide_blas_threads()  # before any work
+        if live and (why := refused_backend()) is not None:
+            raise PurenetError(why)  # a bad MPLBACKEND, likewise
         if resume is not None:
             run, dataset, start, seconds = resumed_run(ctx, resume, data)
         else:

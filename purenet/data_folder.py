@@ -45,15 +45,20 @@ class DataFolder:
         return self.source is Source.CACHE
 
 
-def _existing_folder(path: str | Path) -> Path:
+def _existing_folder(path: str | Path, source: Source) -> Path:
     """``path`` with ``~`` expanded, if it is a folder.
 
     Raises:
-        DataError: if it is not, saying how to give one.
+        DataError: if it is not, saying how to fill it or give another.
     """
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise DataError(f"MNIST data folder {folder} does not exist: {HOW_TO_PROVIDE}")
+        if source is Source.ENV:
+            why = f" (from ${DATA_ENV}): run `purenet data download` to download MNIST into "
+            why += f"it, unset {DATA_ENV} to use the download cache,"
+        else:
+            why = f": run `purenet data download --to {folder}` to download MNIST into it,"
+        raise DataError(f"MNIST data folder {folder} does not exist{why} or {HOW_TO_PROVIDE}")
     return folder
 
 
@@ -65,10 +70,10 @@ def locate(option: Path | None = None, recorded: str | Path | None = None) -> Da
         DataError: if ``option`` or ``$PURENET_DATA`` names no existing folder.
     """
     if option is not None:
-        return DataFolder(_existing_folder(option), Source.OPTION)
+        return DataFolder(_existing_folder(option, Source.OPTION), Source.OPTION)
     env = os.environ.get(DATA_ENV, "").strip()
     if env:
-        return DataFolder(_existing_folder(env), Source.ENV)
+        return DataFolder(_existing_folder(env, Source.ENV), Source.ENV)
     if recorded and Path(recorded).is_dir():
         return DataFolder(Path(recorded), Source.RUN)
     return DataFolder(cache_dir(), Source.CACHE)
@@ -80,6 +85,7 @@ def ready(
     progress: ProgressCallback | None = None,
     verify: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    deadline: float | None = None,
 ) -> Path:
     """The folder ``where``, ready to load.
 
@@ -93,7 +99,7 @@ def ready(
             cache, what was tried and how to supply the files by hand.
     """
     if where.is_cache:
-        return ensure_cache(mirrors, progress, timeout)
+        return ensure_cache(mirrors, progress, timeout, deadline)
     if verify:
         check_folder(where.path)
     return where.path
@@ -129,7 +135,8 @@ def ensure_mnist(
     progress: ProgressCallback | None = None,
     verify: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    deadline: float | None = None,
 ) -> Path:
     """The folder of verified MNIST files: ``folder``, else ``$PURENET_DATA``, else the
     cache (:func:`locate`, then :func:`ready`)."""
-    return ready(locate(folder), mirrors, progress, verify, timeout)
+    return ready(locate(folder), mirrors, progress, verify, timeout, deadline)

@@ -2,18 +2,24 @@
 
 Each mirror is a base URL; a file is fetched from ``<mirror><name>.gz``. Plain http is
 refused (redirects included), except from this machine, where tests serve their mirrors.
-A download streams into a temporary sibling of its destination (see
-:mod:`purenet.atomic`) and takes the real name only once its content is verified, so a
-killed download never leaves a partial file under the final name. A mirror that cannot
-be reached at all is not asked again for the other files. This module prints nothing;
-progress goes to an optional callback.
+Each file has a deadline from one mirror, connecting to the last byte, besides the
+timeout on each read: a mirror that sends a byte every few seconds is cut off when it
+passes, and the next mirror is asked. A download streams into a temporary sibling of its
+destination (see :mod:`purenet.atomic`) and takes the real name only once its content is
+verified, so a killed download never leaves a partial file under the final name. A
+mirror that cannot be reached at all is not asked again for the other files. This module
+prints nothing; progress goes to an optional callback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import math
 import os
+import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +34,7 @@ from purenet.errors import DataError, IdxFormatError
 from purenet.mnist_files import MnistFile, content_sha256
 
 MIRRORS_ENV = "PURENET_MIRRORS"
+DEADLINE_ENV = "PURENET_DOWNLOAD_DEADLINE"
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -35,6 +42,8 @@ DEFAULT_MIRRORS = (
 # Plain http is accepted only from these hosts (a test server on this machine).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
 DEFAULT_TIMEOUT = 30.0  # seconds of silence (connecting or between reads) before giving up
+# Seconds for one file from one mirror, all told: train-images (9.9 MB) at 12 kB/s.
+DEFAULT_DEADLINE = 900.0
 CHUNK = 64 * 1024
 PART_SUFFIX = ".part"  # the end of a temporary download's name
 
@@ -46,9 +55,14 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 
 def _check_mirror(url: str) -> str:
     """``url`` with a trailing slash if it is https (or http to this machine)."""
-    parts = urllib.parse.urlsplit(url)
-    loopback_http = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-    if not ((parts.scheme == "https" and parts.hostname) or loopback_http):
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number 0-65535)
+    except ValueError as exc:  # "https://[::1", "https://host:99999"
+        raise DataError(f"mirror {url!r} is not a valid URL ({exc}); check {MIRRORS_ENV}") from None
+    loopback_http = parts.scheme == "http" and host in LOOPBACK_HOSTS
+    if not ((parts.scheme == "https" and host) or loopback_http):
         raise DataError(
             f"mirror {url!r} is not an https:// URL (plain http only for 127.0.0.1); "
             f"check {MIRRORS_ENV}"
@@ -84,9 +98,110 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener(url: str) -> urllib.request.OpenerDirector:
-    """An opener for ``url``: https-only redirects; no proxy for this machine."""
-    handlers: list = [_HttpsOnlyRedirects()]
+def download_deadline() -> float:
+    """Seconds one file may take from one mirror: ``$PURENET_DOWNLOAD_DEADLINE``, else
+    :data:`DEFAULT_DEADLINE`.
+
+    Raises:
+        DataError: naming the variable, if it is not a number of seconds > 0.
+    """
+    value = os.environ.get(DEADLINE_ENV, "").strip()
+    if not value:
+        return DEFAULT_DEADLINE
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise DataError(
+            f"{DEADLINE_ENV} must be a number of seconds > 0, not {value!r}; "
+            f"unset it for the default of {DEFAULT_DEADLINE:g}"
+        )
+    return seconds
+
+
+class _Deadline:
+    """Cuts the connections of one download when its time is up.
+
+    A blocked read wakes up when its socket is shut down, so no read, however slowly
+    its bytes come, outlasts the deadline (a per-read timeout cannot do that).
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Cut ``sock`` when the deadline passes (at once if it has passed)."""
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _cut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut the connection of ``sock`` down for both directions, from any thread.
+
+    Through a duplicate of its descriptor: an SSL socket's own ``shutdown`` would also
+    unwrap it under the reading thread's feet.
+    """
+    with contextlib.suppress(OSError):
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(connection_class: type, deadline: _Deadline) -> type:
+    """``connection_class`` (http.client's), whose sockets ``deadline`` watches."""
+
+    class Watched(connection_class):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    return Watched
+
+
+class _WatchedHttp(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_watched(http_class, self.deadline), req, **kwargs)
+
+
+class _WatchedHttps(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_watched(http_class, self.deadline), req, **kwargs)
+
+
+def _opener(url: str, deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """An opener for ``url``: https-only redirects; connections cut at ``deadline``; no
+    proxy for this machine."""
+    handlers: list = [_HttpsOnlyRedirects(), _WatchedHttp(deadline), _WatchedHttps(deadline)]
     if urllib.parse.urlsplit(url).hostname in LOOPBACK_HOSTS:
         handlers.append(urllib.request.ProxyHandler({}))
     return urllib.request.build_opener(*handlers)
@@ -152,7 +267,7 @@ def _content_length(response) -> int | None:
 def _read_chunks(response) -> Iterator[bytes]:
     while True:
         try:
-            chunk = response.read(CHUNK)
+            chunk = response.read1(CHUNK)  # what has come, not a full CHUNK
         except (http.client.HTTPException, OSError) as exc:
             raise _network_failure(exc) from None
         if not chunk:
@@ -161,12 +276,17 @@ def _read_chunks(response) -> Iterator[bytes]:
 
 
 def _stream(
-    url: str, out: IO[bytes], spec: MnistFile, progress: ProgressCallback | None, timeout: float
+    url: str,
+    out: IO[bytes],
+    spec: MnistFile,
+    progress: ProgressCallback | None,
+    timeout: float,
+    deadline: _Deadline,
 ) -> str:
     """Write the body at ``url`` into ``out``; returns the SHA-256 of what was written."""
     request = urllib.request.Request(url, headers={"User-Agent": f"purenet/{__version__}"})
     try:
-        response = _opener(url).open(request, timeout=timeout)
+        response = _opener(url, deadline).open(request, timeout=timeout)
     except (http.client.HTTPException, OSError) as exc:  # URLError is an OSError
         if isinstance(exc, urllib.error.HTTPError):
             exc.close()  # an HTTPError holds the open response
@@ -205,17 +325,34 @@ def _check_download(path: Path, spec: MnistFile, stored_sha256: str) -> None:
 
 
 def download_file(
-    url: str, dest: Path, spec: MnistFile, progress: ProgressCallback | None, timeout: float
+    url: str,
+    dest: Path,
+    spec: MnistFile,
+    progress: ProgressCallback | None,
+    timeout: float,
+    deadline: float,
 ) -> None:
     """Fetch ``url`` into a temporary file beside ``dest``, verify it, move it to ``dest``.
 
+    ``timeout`` bounds each wait for the mirror (connecting, each read), ``deadline``
+    the whole transfer, in seconds.
+
     Raises:
         MirrorFailed: saying why, if the mirror did not deliver the right file; then
-            nothing is left behind.
+            nothing is left behind. Past the deadline it counts as unreachable.
     """
     with atomic_path(dest, suffix=PART_SUFFIX) as tmp:
-        with open(tmp, "wb") as out:
-            stored_sha256 = _stream(url, out, spec, progress, timeout)
+        with _Deadline(deadline) as clock:
+            try:
+                with open(tmp, "wb") as out:
+                    stored_sha256 = _stream(url, out, spec, progress, timeout, clock)
+            except MirrorFailed:
+                if clock.expired:  # whatever the cut connection looked like
+                    raise MirrorFailed(
+                        f"too slow: not done within {deadline:g} s ({DEADLINE_ENV})",
+                        unreachable=True,
+                    ) from None
+                raise
         _check_download(tmp, spec, stored_sha256)
 
 
@@ -237,6 +374,7 @@ def fetch_from_mirrors(
     unreachable: MutableMapping[str, str],
     progress: ProgressCallback | None,
     timeout: float,
+    deadline: float | None = None,
 ) -> None:
     """Download ``spec``'s ``.gz`` into ``folder`` from the first mirror that delivers it.
 
@@ -247,19 +385,23 @@ def fetch_from_mirrors(
         unreachable: mirrors found unreachable so far, with why; skipped, and added to.
         progress: called as ``progress(file_name, bytes_done, bytes_total_or_None)``.
         timeout: seconds of silence from a mirror before moving on.
+        deadline: seconds for the whole file from one mirror before moving on (default:
+            :func:`download_deadline`).
 
     Raises:
         DataError: one line, when every mirror failed, saying what each did and how to
             supply the files by hand.
         OSError: if ``folder`` cannot be written.
     """
+    seconds = download_deadline() if deadline is None else deadline
     tried: dict[str, str] = {}
     for mirror in mirrors:
         if mirror in unreachable:
             tried[mirror] = unreachable[mirror]
             continue
         try:
-            download_file(mirror + spec.gz_name, folder / spec.gz_name, spec, progress, timeout)
+            url, dest = mirror + spec.gz_name, folder / spec.gz_name
+            download_file(url, dest, spec, progress, timeout, seconds)
             return
         except MirrorFailed as exc:
             tried[mirror] = str(exc)

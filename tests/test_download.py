@@ -3,7 +3,8 @@ against mirrors on 127.0.0.1.
 
 One HTTP server on 127.0.0.1 plays several mirrors, one per path prefix: ``good`` serves
 the real files, the others fail in one way each (404, an HTML page with status 200, a
-connection dropped half way, a redirect to plain http, a gzip bomb, silence, a trickle).
+connection dropped half way, a redirect to plain http, a gzip bomb, silence, a trickle, a
+byte at a time in the body or in the headers).
 No test sends a byte anywhere but 127.0.0.1.
 
 That parse_idx only ever raises IdxFormatError on random bytes and mutated headers is a
@@ -28,19 +29,20 @@ from pathlib import Path
 
 import attrs
 import pytest
-from cli_helpers import assert_one_error_line, run
+from cli_helpers import PURENET, assert_one_error_line, run
 
 from purenet import data_folder, mnist_files
-from purenet.cache import STALE_PART_SECONDS, cache_dir
+from purenet.cache import cache_dir, downloading_into
 from purenet.data import DATA_ENV, load_mnist
 from purenet.data_folder import ensure_mnist
 from purenet.errors import DataError
 from purenet.idx import read_bytes
-from purenet.mirrors import DEFAULT_MIRRORS, MIRRORS_ENV, PART_SUFFIX, mirror_list
+from purenet.mirrors import DEADLINE_ENV, DEFAULT_MIRRORS, MIRRORS_ENV, PART_SUFFIX, mirror_list
 from purenet.mnist_files import FILES, verify_file
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
+SLOW_SECONDS = 30  # how long a slow mirror drips before it gives up itself
 GZ_NAMES = [spec.gz_name for spec in FILES.values()]
 HTML = b"<!doctype html><html><body><h1>Welcome to our CDN</h1></body></html>\n"
 
@@ -75,6 +77,11 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
             self.server.stop.wait(TIMEOUT)
         elif behaviour == "trickle":
             self._trickle(body)
+        elif behaviour == "slowbody":  # every read gets a byte in time, the file never ends
+            self._headers(len(body))
+            self._drip(body)
+        elif behaviour == "slowheaders":
+            self._drip(b"HTTP/1.0 200 OK\r\nContent-Type: application/gzip\r\n" + b"X: y" * 999)
         else:
             self._send(body)
 
@@ -87,6 +94,17 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
     def _send(self, body: bytes, content_type: str = "application/gzip") -> None:
         self._headers(len(body), content_type)
         self.wfile.write(body)
+
+    def _drip(self, data: bytes) -> None:
+        """One byte every 0.1 s, for at most SLOW_SECONDS (then the connection closes)."""
+        for i in range(int(SLOW_SECONDS / 0.1)):
+            if self.server.stop.wait(0.1):
+                return
+            try:
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+            except OSError:  # the client went away
+                return
 
     def _trickle(self, body: bytes) -> None:
         self._headers(len(body))
@@ -316,7 +334,8 @@ def test_a_good_raw_file_in_the_cache_is_kept(cache, mirrors, mnist_dir):
 
 
 DOWNLOAD_SCRIPT = (
-    "import sys; from purenet.data_folder import ensure_mnist; ensure_mnist(mirrors=sys.argv[1:])"
+    "import sys; from purenet.data_folder import ensure_mnist; "
+    "ensure_mnist(mirrors=sys.argv[1:] or None)"
 )
 
 
@@ -342,48 +361,100 @@ def any_file_larger_than(folder: Path, size: int) -> bool:
     return folder.is_dir() and any(p.stat().st_size > size for p in folder.iterdir())
 
 
-def test_download_killed_mid_file_leaves_no_partial_file_and_the_next_run_succeeds(
-    cache, mirrors, mnist_dir
-):
+def start_download(command: list[str], cache: Path, mirror: str) -> subprocess.Popen:
+    """``command`` (a download into ``cache`` from ``mirror``) in a subprocess, once it has
+    written a partial file."""
     process = subprocess.Popen(
-        [sys.executable, "-c", DOWNLOAD_SCRIPT, mirrors.url("trickle")],
+        command,
         cwd=REPO,
-        env=subprocess_env(cache.parents[1]),
+        env=subprocess_env(cache.parents[1], **{MIRRORS_ENV: mirror}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: any_file_larger_than(cache, 8192), "partial download", process)
-        process.send_signal(signal.SIGKILL)
-        process.wait(TIMEOUT)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen, how: signal.Signals) -> tuple[str, str]:
+    """Send ``how`` to ``process``; its stdout and stderr once it has ended."""
+    try:
+        process.send_signal(how)
+        return process.communicate(timeout=TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == -signal.SIGKILL
-    left = part_files(cache)
-    assert len(left) == 1 and left[0].name.startswith(f".{GZ_NAMES[0]}.")
-    assert not any(
+
+
+def no_mnist_file_in(cache: Path) -> bool:
+    return not any(
         (cache / spec.gz_name).exists() or (cache / spec.stem).exists() for spec in FILES.values()
     )
 
-    # The killed run's leftover is ignored now, and removed once it is old.
-    old = time.time() - STALE_PART_SECONDS - 60
-    os.utime(left[0], (old, old))
-    assert fill(mirrors) == cache
+
+def test_download_killed_mid_file_leaves_no_partial_file_and_the_next_run_succeeds(
+    cache, mirrors, mnist_dir
+):
+    command = [sys.executable, "-c", DOWNLOAD_SCRIPT]
+    process = start_download(command, cache, mirrors.url("trickle"))
+    stop(process, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    left = part_files(cache)
+    assert len(left) == 1 and left[0].name.startswith(f".{GZ_NAMES[0]}.")
+    assert no_mnist_file_in(cache)
+    assert fill(mirrors) == cache  # removes the leftover, whatever its age
     assert_cache_holds_the_real_files(cache, mnist_dir)
 
 
-def test_only_stale_temporary_downloads_are_removed(cache, mirrors, mnist_dir):
-    cache.mkdir(parents=True)
-    stale, fresh = cache / f".a.gz.x{PART_SUFFIX}", cache / f".b.gz.y{PART_SUFFIX}"
-    stale.write_bytes(b"left by a killed run")
-    fresh.write_bytes(b"another process is writing this")
-    old = time.time() - STALE_PART_SECONDS - 60
-    os.utime(stale, (old, old))
+def test_purenet_data_download_terminated_removes_its_partial_file(tmp_path, mirrors):
+    cache = tmp_path / "purenet" / "mnist"
+    process = start_download([str(PURENET), "data", "download"], cache, mirrors.url("trickle"))
+    out, err = stop(process, signal.SIGTERM)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert err == "purenet: terminated (SIGTERM)\n" and out == ""
+    assert part_files(cache) == []
+    assert no_mnist_file_in(cache)
+
+
+def test_a_killed_downloads_leftover_goes_at_the_next_use_even_with_nothing_to_download(
+    cache, mirrors, mnist_dir
+):
+    process = start_download([sys.executable, "-c", DOWNLOAD_SCRIPT], cache, mirrors.url("trickle"))
+    stop(process, signal.SIGKILL)
+    assert len(part_files(cache)) == 1
+    for name in GZ_NAMES:  # the files arrive otherwise; the cache needs nothing more
+        (cache / name).write_bytes((mnist_dir / name).read_bytes())
+    assert ensure_mnist(mirrors=[closed_port_url()]) == cache
+    assert_cache_holds_the_real_files(cache, mnist_dir)  # the leftover is gone
+
+
+def test_a_download_in_progress_keeps_its_temporary_file_and_the_next_waits(
+    cache, mirrors, mnist_dir
+):
     fill(mirrors)
-    assert not stale.exists()
-    assert fresh.exists()
+    part = cache / f".{GZ_NAMES[0]}.x{PART_SUFFIX}"
+    with downloading_into(cache):  # this process is downloading into the cache
+        part.write_bytes(b"being written")
+        waiting = subprocess.Popen(
+            [sys.executable, "-c", DOWNLOAD_SCRIPT, closed_port_url()],
+            cwd=REPO,
+            env=subprocess_env(cache.parents[1]),
+        )
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                waiting.wait(1.0)
+            assert part.exists()
+        except BaseException:
+            waiting.kill()
+            raise
+    assert waiting.wait(TIMEOUT) == 0
+    assert not part.exists()  # once the lock was free, it could only be a leftover
 
 
 # -- every mirror failing --------------------------------------------------------------------
@@ -408,6 +479,34 @@ def test_a_silent_mirror_times_out_and_is_not_asked_again(cache, mirrors, mnist_
     assert time.monotonic() - start < 10
     assert mirrors.requests("hang") == GZ_NAMES[:1]  # unreachable: skipped for the others
     assert_cache_holds_the_real_files(cache, mnist_dir)
+
+
+@pytest.mark.parametrize("slow", ["slowbody", "slowheaders"])
+def test_a_mirror_that_drips_bytes_is_cut_at_the_deadline_and_not_asked_again(
+    cache, mirrors, mnist_dir, slow
+):
+    # every read gets its byte well within the timeout: only the deadline can stop it
+    ensure_mnist(mirrors=[mirrors.url(slow), mirrors.url("good")], timeout=10.0, deadline=0.5)
+    assert mirrors.requests(slow) == GZ_NAMES[:1]
+    assert_cache_holds_the_real_files(cache, mnist_dir)
+
+
+def test_cli_download_from_dripping_mirrors_fails_in_one_line_naming_the_deadline(
+    tmp_path, mirrors
+):
+    slow = [mirrors.url("slowbody"), mirrors.url("slowheaders")]
+    env = {"XDG_CACHE_HOME": str(tmp_path), MIRRORS_ENV: ",".join(slow), DEADLINE_ENV: "0.5"}
+    line = assert_one_error_line(run(["data", "download"], tmp_path, env=env))
+    for url in slow:
+        assert f"{url}: too slow: not done within 0.5 s ({DEADLINE_ENV})" in line
+    assert part_files(tmp_path / "purenet" / "mnist") == []
+
+
+@pytest.mark.parametrize("junk", ["0", "-1", "soon", "nan", "inf"])
+def test_a_deadline_that_is_not_a_number_of_seconds_is_one_line_naming_it(tmp_path, junk):
+    env = {"XDG_CACHE_HOME": str(tmp_path), DEADLINE_ENV: junk}
+    line = assert_one_error_line(run(["data", "download"], tmp_path, env=env))
+    assert f"{DEADLINE_ENV} must be a number of seconds > 0, not {junk!r}" in line
 
 
 def test_every_mirror_failing_names_each_reason(cache, mirrors, mnist_dir):
@@ -744,3 +843,50 @@ def test_purenet_train_with_an_empty_cache_downloads_verifies_and_trains(
     assert meta["data"]["folder"] == str(cache.resolve())
     assert meta["data"]["sha256"]["train_images"] == FILES["train_images"].sha256
     assert result.stdout.startswith("epoch 2: ")
+
+
+# -- downloading into a folder of one's own --------------------------------------------------
+
+
+def test_cli_download_with_purenet_data_set_fills_that_folder_for_the_other_commands(
+    tmp_path, mirrors, mnist_dir
+):
+    folder = tmp_path / "mine" / "mnist"  # does not exist yet
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), MIRRORS_ENV: mirrors.url("good")}
+    result = run(["data", "download"], tmp_path, data=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"MNIST verified in {folder} (downloaded {', '.join(GZ_NAMES)})\n"
+    assert result.stderr == ""
+    assert_cache_holds_the_real_files(folder, mnist_dir)
+    assert not (tmp_path / "xdg" / "purenet").exists()  # the cache is not filled instead
+    verified = run(["data", "verify"], tmp_path, data=folder, env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.count("  OK\n") == 4
+    again = run(["data", "download"], tmp_path, data=folder, env=env)
+    assert again.stdout == f"MNIST verified in {folder} (nothing to download)\n"
+    assert len(mirrors.requests()) == 4
+
+
+def test_cli_download_to_a_folder_fills_it_and_says_how_to_use_it(tmp_path, mirrors, mnist_dir):
+    folder = tmp_path / "elsewhere"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), MIRRORS_ENV: mirrors.url("good")}
+    result = run(["data", "download", "--to", folder], tmp_path, data=mnist_dir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"MNIST verified in {folder} (downloaded ")
+    assert result.stderr == f"purenet: to use it, pass --data {folder} or set {DATA_ENV}={folder}\n"
+    assert_cache_holds_the_real_files(folder, mnist_dir)
+    assert "--to DIR" in run(["data", "download", "--help"], tmp_path).stdout
+
+
+def test_cli_download_into_a_folder_never_replaces_a_file_that_is_not_mnists(
+    tmp_path, mirrors, mnist_dir
+):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    wrong = folder / FILES["test_labels"].gz_name
+    wrong.write_bytes(gzip.compress(b"my own labels"))
+    env = {MIRRORS_ENV: mirrors.url("good")}
+    line = assert_one_error_line(run(["data", "download", "--to", folder], tmp_path, env=env))
+    assert f"{wrong}: not the MNIST" in line and "remove it to download it again" in line
+    assert gzip.decompress(wrong.read_bytes()) == b"my own labels"
+    assert part_files(folder) == []
