@@ -12,7 +12,7 @@ import typer
 
 from purenet.digit_count import digits_side_by_side
 from purenet.errors import PurenetError
-from purenet.images import ImageReadError, read_image
+from purenet.images import MAX_PIXELS, ImageReadError, read_image
 from purenet.keyframes import params_at
 from purenet.plot import inputs_figure, save_figure
 from purenet.predict import class_probabilities, describe, top_classes
@@ -28,8 +28,8 @@ def predict_command(
         list[Path],
         typer.Argument(
             metavar="IMAGE",
-            help="PNG or JPEG pictures of one handwritten digit each, any size, dark ink "
-            "on light paper or light on dark.",
+            help="Pictures (PNG, JPEG, BMP, GIF, WebP or TIFF) of one handwritten digit "
+            f"each, up to {MAX_PIXELS:,} pixels, dark ink on light paper or light on dark.",
         ),
     ],
     epoch: ResultEpochOption = None,
@@ -58,9 +58,9 @@ def predict_command(
     Each picture is prepared as MNIST was: greyscale, inverted if dark on light, cropped
     to the ink, scaled to fit 20x20 keeping its aspect, centred by its centre of mass in
     28x28, pixels in [0, 1]. Prints the digit and the three most probable classes. A
-    file that is missing, unreadable, not a picture, or blank gets one error line, and
-    the command exits 1 (the other pictures are still classified). A picture that seems
-    to hold several digits side by side gets a warning.
+    file that is missing, unreadable, not a picture, too large, or blank gets one error
+    line, and the command exits 1 (the other pictures are still classified). A picture
+    that seems to hold several digits side by side gets a warning.
     """
     try:
         run = Run.open(run_folder)

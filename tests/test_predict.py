@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 from cli_helpers import assert_one_error_line, run, trained_run
 from PIL import Image
 
-from purenet.images import ImageReadError, read_image
+from purenet.images import MAX_PIXELS, ImageReadError, format_names, formats, read_image
 from purenet.predict import class_probabilities, top_classes
 from purenet.prepare import (
     EmptyImageError,
@@ -173,22 +176,23 @@ def bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)).save(noise)
     truncated = folder / "cut.png"
     truncated.write_bytes(noise.read_bytes()[:2000])
-    gif = folder / "anim.gif"
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(gif)
+    ppm = folder / "digit.ppm"  # a picture, in a format purenet does not read
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(ppm)
     blank = folder / "blank.png"
     Image.fromarray(np.full((50, 40), 255, np.uint8)).save(blank)
+    not_read = f"not a {format_names()} image"
     return {
-        "text": (text, "not a PNG or JPEG image"),
-        "empty file": (empty, "not a PNG or JPEG image"),
+        "text": (text, not_read),
+        "empty file": (empty, not_read),
         "missing": (folder / "nope.png", "no such file"),
         "folder": (folder, "is a folder"),
         "truncated": (truncated, "damaged or unreadable"),
-        "gif": (gif, "not a PNG or JPEG image"),
+        "ppm": (ppm, not_read),
         "blank": (blank, "no ink"),
     }
 
 
-def test_read_image_refuses_what_is_not_a_png_or_jpeg(tmp_path):
+def test_read_image_refuses_what_is_not_a_picture_it_reads(tmp_path):
     for name, (path, message) in bad_files(tmp_path / "bad").items():
         if name == "blank":
             with pytest.raises(EmptyImageError, match=message):
@@ -285,7 +289,7 @@ def test_predict_prints_the_digit_and_the_top_three(trained, model_view, tmp_pat
 
 
 @pytest.mark.parametrize(
-    "case", ["text", "empty file", "missing", "folder", "truncated", "gif", "blank"]
+    "case", ["text", "empty file", "missing", "folder", "truncated", "ppm", "blank"]
 )
 def test_predict_refuses_a_bad_file_in_one_line(trained, tmp_path, case):
     path, message = bad_files(tmp_path / "bad")[case]
@@ -314,3 +318,78 @@ def test_predict_with_a_missing_run_is_one_error_line(tmp_path):
         run(["predict", tmp_path / "no-run", tmp_path / "x.png"], tmp_path)
     )
     assert "does not exist" in line
+
+
+# -- hostile pictures and other formats ----------------------------------------------------------
+
+
+def png_declaring(width: int, height: int, path: Path) -> Path:
+    """A valid RGBA PNG of ``width`` x ``height`` black pixels: a small file (about 40
+    bytes per 10,000 pixels), written a row at a time."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + 4 * width)  # filter byte 0, then the pixels
+    compressed = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", compressed)
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_a_picture_declaring_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    bomb = png_declaring(9000, 9000, tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 1_000_000
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded the bomb"))
+    with pytest.raises(ImageReadError, match=f"9000 x 9000 pixels is more than the {MAX_PIXELS:,}"):
+        read_image(bomb)
+
+
+def test_predict_refuses_a_decompression_bomb_and_a_fifo_and_reads_the_others(
+    trained, model_view, tmp_path
+):
+    x, probabilities = model_view
+    good = tmp_path / "good.png"
+    Image.fromarray(as_uint8(x[2])).save(good)
+    bomb = png_declaring(9000, 9000, tmp_path / "bomb.png")
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)  # nothing will ever write to it: reading it would wait forever
+    result = run(["predict", trained, bomb, good, fifo], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and all(e.startswith("purenet: error: ") for e in errors)
+    assert f"{bomb}: 9000 x 9000 pixels is more than" in errors[0]
+    assert f"{fifo}: not a regular file" in errors[1]
+    assert result.stdout.startswith(f"{good}: {int(probabilities[2].argmax())}  (")
+
+
+SAVE_AS = {  # lossless ways of saving a grey digit, as a user's program might
+    "BMP": lambda image, path: image.save(path),
+    "GIF": lambda image, path: image.save(path),  # a palette of greys
+    "WEBP": lambda image, path: image.convert("RGB").save(path, lossless=True),
+    "TIFF": lambda image, path: image.save(path, compression="tiff_lzw"),
+}
+
+
+def test_predict_reads_bmp_gif_webp_and_tiff_as_it_reads_png(trained, model_view, tmp_path):
+    x, probabilities = model_view
+    assert {"PNG", "JPEG", "BMP", "GIF", "TIFF"} <= set(formats())
+    paths, expected = [], []
+    for n, name in enumerate(sorted(set(SAVE_AS) & set(formats()))):
+        for i in (3 + n, 10 + n):
+            paths.append(tmp_path / f"digit-{i}.{name.lower()}")
+            SAVE_AS[name](Image.fromarray(as_uint8(x[i])), paths[-1])
+            expected.append(probabilities[i])
+    out = predict_json(trained, paths, tmp_path)
+    assert [entry["image"] for entry in out["predictions"]] == list(map(str, paths))
+    for entry, p in zip(out["predictions"], expected, strict=True):
+        assert entry["digit"] == int(p.argmax())
+        assert np.allclose(entry["probabilities"], p, atol=1e-6)
