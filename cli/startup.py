@@ -27,6 +27,9 @@ def restore_backend(name: str | None) -> None:
     knows it; else remember it as refused."""
     if name is None:
         return
+    if not name.strip():  # matplotlib ignores an empty one too
+        os.environ[BACKEND_VARIABLE] = name
+        return
     import matplotlib
     from matplotlib import rcsetup
 
@@ -36,8 +39,7 @@ def restore_backend(name: str | None) -> None:
         _refused_backend.append((name, str(exc)))
         return
     os.environ[BACKEND_VARIABLE] = name  # for child processes, as it was
-    if name.strip():
-        matplotlib.rcParams["backend"] = name
+    matplotlib.rcParams["backend"] = name
 
 
 def refused_backend() -> str | None:

@@ -54,8 +54,12 @@ def downloading_into(folder: Path) -> Iterator[None]:
     """
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        for part in part_files(folder):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            leftovers = part_files(folder)
+        except OSError:  # a file system without locks: no telling whose files they are
+            leftovers = []
+        for part in leftovers:
             with contextlib.suppress(OSError):  # a read-only folder keeps them
                 part.unlink()
         yield

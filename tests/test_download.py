@@ -13,6 +13,8 @@ hypothesis property in tests/test_idx.py already, so it is not repeated here.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import gzip
 import hashlib
 import http.server
@@ -455,6 +457,22 @@ def test_a_download_in_progress_keeps_its_temporary_file_and_the_next_waits(
             raise
     assert waiting.wait(TIMEOUT) == 0
     assert not part.exists()  # once the lock was free, it could only be a leftover
+
+
+def test_a_file_system_without_locks_still_serves_the_cache_and_keeps_its_temporary_files(
+    cache, mirrors, monkeypatch
+):
+    fill(mirrors)
+    part = cache / f".{GZ_NAMES[0]}.x{PART_SUFFIX}"
+    part.write_bytes(b"maybe another process's")
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert fill(mirrors) == cache
+    assert part.exists()  # without the lock there is no telling whose it is
+    assert len(mirrors.requests()) == 4
 
 
 # -- every mirror failing --------------------------------------------------------------------

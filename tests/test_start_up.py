@@ -8,6 +8,7 @@ the command, work).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -141,3 +142,14 @@ def test_a_signal_while_loading_is_one_line_and_the_conventional_exit(
     assert result.returncode == code, result.stderr
     assert result.stderr == said + "\n"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_mplbackend_is_ignored_as_matplotlib_ignores_it(monkeypatch, value):
+    from purenet_cli import startup
+
+    monkeypatch.setenv("MPLBACKEND", value)
+    monkeypatch.setattr(startup, "_refused_backend", [])
+    startup.restore_backend(startup.set_aside_backend())
+    assert startup.refused_backend() is None
+    assert os.environ["MPLBACKEND"] == value
