@@ -119,7 +119,7 @@ def test_json_has_an_entry_for_every_input_in_order_with_its_error(trained, pict
     one, missing, fortytwo, text = entries
     assert one["error"] is None and one["warnings"] == [] and 0 <= one["digit"] <= 9
     assert len(one["probabilities"]) == 10 and len(one["top3"]) == 3
-    for failed, words in ((missing, "no such file"), (text, "not a PNG or JPEG")):
+    for failed, words in ((missing, "no such file"), (text, "not a PNG, JPEG")):
         assert str(failed["image"]) in failed["error"] and words in failed["error"]
         assert "digit" not in failed and "probabilities" not in failed
     assert fortytwo["error"] is None and "2 digits side by side" in fortytwo["warnings"][0]
