@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,8 +10,9 @@ import typer
 
 from purenet.data import DATA_ENV, Dataset
 from purenet.data_folder import load_from, locate
+from purenet.errors import PurenetError
 from purenet.history import Row
-from purenet.runs import Run, RunError, last_sound_epoch
+from purenet.runs import Run, RunError, last_sound_epoch, run_owning
 
 from .usage import at_least
 
@@ -112,3 +114,26 @@ def rows_and_epoch(
             )
             chosen = sound
     return rows, chosen
+
+
+def check_output(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written or that is one of a
+    run folder's own files (see :func:`purenet.runs.run_owning`). Any other existing file
+    is replaced (atomically: it stays whole until the new one is complete).
+
+    Raises:
+        PurenetError: naming ``option`` and the file.
+    """
+    owner = run_owning(path)
+    if owner is not None:
+        raise PurenetError(
+            f"{option} {path} would overwrite a file of run {owner}, which only its "
+            "training writes; write it outside that run's files"
+        )
+    folder = path.parent
+    if path.is_dir():
+        raise PurenetError(f"{option} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise PurenetError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PurenetError(f"cannot write {path}: folder {folder} is not writable")

@@ -23,10 +23,9 @@ from matplotlib.figure import Figure
 from purenet.errors import PurenetError
 from purenet.history import History, Row
 from purenet.plot import draw_training, figure_title, save_figure, training_figure
-from purenet.runs import Run
+from purenet.runs import LIVE_FILE, Run
 from purenet.train import Snapshot
 
-LIVE_FILE = "live.png"
 # Interactive backends that open a window, in the order matplotlib tries them.
 WINDOW_BACKENDS = ("macosx", "qtagg", "gtk4agg", "gtk3agg", "tkagg", "wxagg")
 NOT_WINDOWS = ("nbagg", "notebook", "webagg")  # interactive, but not a window

@@ -12,7 +12,7 @@ from purenet.history import History
 from purenet.plot import epoch_figures, figure_title, save_figure
 from purenet.replay import describe_mismatch
 
-from .common import DataOption, ResultEpochOption, RunArgument, fail
+from .common import DataOption, ResultEpochOption, RunArgument, check_output, fail
 from .runs import rebuilt_epoch
 
 
@@ -58,10 +58,8 @@ def plot_command(
         )
         for name, fig in figures.items():
             path = folder / f"{name}.png"
-            try:
-                save_figure(fig, path)
-            except OSError as exc:
-                raise PurenetError(f"cannot write {path}: {exc.strerror or exc}") from None
+            check_output(path, "--out")
+            save_figure(fig, path)
             typer.echo(path)
     except PurenetError as exc:
         raise fail(str(exc)) from None

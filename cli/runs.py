@@ -28,6 +28,7 @@ from .common import (
     EpochOption,
     ResultEpochOption,
     RunArgument,
+    check_output,
     fail,
     load_run_data,
     rows_and_epoch,
@@ -137,10 +138,13 @@ def replay_command(
     epoch as a GIF, one frame every --stride epochs (plus the last).
     """
     try:
-        if animation is not None and not animation.parent.is_dir():
-            raise PurenetError(
-                f"cannot write {animation}: folder {animation.parent} does not exist"
-            )
+        for path, option in (
+            (figure, "--figure"),
+            (save, "--save-params"),
+            (animation, "--animate"),
+        ):
+            if path is not None:
+                check_output(path, option)
         run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
         if figure is not None:
             history = History.from_rows(rows[: snapshot.epoch + 1])

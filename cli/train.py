@@ -19,12 +19,22 @@ import typer
 from purenet._engine.threads import default_workers, wide_blas_threads
 from purenet.config import SETTING_NAMES, Config, Optimizer, default_of, setting_of
 from purenet.data import Dataset, Split
-from purenet.errors import ConfigError, PurenetError
+from purenet.errors import ConfigError, PurenetError, WriteError
+from purenet.memory import check_memory
 from purenet.optim import Schedule
 from purenet.params import Activation, Init
 from purenet.presets import PRESETS, Preset, describe, preset_config
+from purenet.runlock import writing
 from purenet.runner import Outcome, prepare_resume, record_training
-from purenet.runs import DEFAULT_KEYFRAME_EVERY, DIVERGED, INTERRUPTED, Run
+from purenet.runs import (
+    CONFIG_FILE,
+    DEFAULT_KEYFRAME_EVERY,
+    DIVERGED,
+    INTERRUPTED,
+    Run,
+    RunError,
+    check_no_run,
+)
 from purenet.settings import Kind
 from purenet.train import TrainState
 
@@ -179,22 +189,34 @@ def train_command(
     PURENET_THREADS=N caps that (the results are the same).
     """
     given = {k: v for k, v in ctx.params.items() if k in SETTING_NAMES and v is not None}
-    with reported_errors():
-        default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here,
-        wide_blas_threads()  # before any work
-        if live and (why := refused_backend()) is not None:
-            raise PurenetError(why)  # a bad MPLBACKEND, likewise
-        if resume is not None:
-            run, dataset, start, seconds = resumed_run(ctx, resume, data)
-        else:
-            config = preset_config(preset, given)
-            run, dataset = new_run(config, data, out, keyframe_every, verify, quiet)
-            start, seconds = None, 0.0
-    if not quiet:
-        announce(run, dataset, start)
-    with terminating_as_interrupt():
-        outcome = train_on_terminal(run, dataset, start, seconds, quiet, live, live_every)
-    report(run, outcome)
+    # The run folder's writer lock is held from before anything is read or written there
+    # until this process ends (see purenet.runlock).
+    with contextlib.ExitStack() as held:
+        with reported_errors():
+            default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here,
+            wide_blas_threads()  # before any work
+            if live and (why := refused_backend()) is not None:
+                raise PurenetError(why)  # a bad MPLBACKEND, likewise
+            if resume is not None:
+                held.enter_context(writing(resume))
+                run, dataset, start, seconds = resumed_run(ctx, resume, data)
+            else:
+                config = preset_config(preset, given)
+                folder, made = new_run_folder(out)
+                held.enter_context(writing(folder))  # refused: the folder is another's
+                try:
+                    run, dataset = new_run(config, data, folder, keyframe_every, verify, quiet)
+                except BaseException:
+                    if made:  # leave no empty folder behind
+                        with contextlib.suppress(OSError):
+                            folder.rmdir()
+                    raise
+                start, seconds = None, 0.0
+        if not quiet:
+            announce(run, dataset, start, resume is not None)
+        with terminating_as_interrupt(), reported_errors():
+            outcome = train_on_terminal(run, dataset, start, seconds, quiet, live, live_every)
+        report(run, outcome)
 
 
 @contextlib.contextmanager
@@ -213,60 +235,99 @@ def reported_errors() -> Iterator[None]:
 
 
 def default_run_folder() -> Path:
-    """``runs/<UTC time>``, with a number added if that folder exists."""
+    """A new, empty ``runs/<UTC time>``, made here (with a number added if that folder
+    exists: two runs started in the same second get a folder each)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = Path("runs") / stamp
+    parent = Path("runs")
+    try:
+        parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create folder {parent}: {exc.strerror or exc}") from None
     n = 1
-    while folder.exists():
-        n += 1
-        folder = Path("runs") / f"{stamp}-{n}"
-    return folder
+    while True:
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
+        except OSError as exc:
+            raise RunError(f"cannot create run folder {folder}: {exc.strerror or exc}") from None
+
+
+def new_run_folder(out: Path | None) -> tuple[Path, bool]:
+    """The folder of a new run (``out``, else :func:`default_run_folder`), made if it was
+    missing, and whether this call made it."""
+    if out is None:
+        return default_run_folder(), True
+    try:
+        out.mkdir(parents=True)
+        return out, True
+    except FileExistsError:
+        if not out.is_dir():
+            raise RunError(f"--out {out} is a file; pass a folder") from None
+        return out, False
+    except OSError as exc:
+        raise RunError(f"cannot create run folder {out}: {exc.strerror or exc}") from None
 
 
 def new_run(
     config: Config,
     data: Path | None,
-    out: Path | None,
+    folder: Path,
     keyframe_every: int,
     verify: bool,
     quiet: bool,
 ) -> tuple[Run, Dataset]:
-    """A new run folder for ``config``, and its data (checked to fit the settings)."""
-    folder, dataset = training_data(data, config.split, config.seed, quiet, verify)
+    """A new run in ``folder`` (whose writer lock this process holds) for ``config``, and
+    its data (checked to fit the settings). Nothing is written before the data is loaded."""
+    check_no_run(folder)
+    data_folder, dataset = training_data(data, config.split, config.seed, quiet, verify)
     config.check_fits(len(dataset.y_train))
-    run = Run.create(
-        out if out is not None else default_run_folder(),
-        config,
-        dataset.sha256,
-        folder,
-        keyframe_every,
-    )
+    check_memory(config, len(dataset.y_train))
+    try:
+        run = Run.create(folder, config, dataset.sha256, data_folder, keyframe_every)
+    except WriteError as exc:
+        raise RunError(f"{exc}; {exc.remedy(folder)} and train again") from None
     return run, dataset
 
 
 def resumed_run(
     ctx: typer.Context, folder: Path, data: Path | None
-) -> tuple[Run, Dataset, TrainState, float]:
-    """An interrupted run (or a finished one extended by --epochs), its data, the state
-    to resume from and the seconds on record. Options that contradict the run's own
-    settings are refused by name (exit 2)."""
+) -> tuple[Run, Dataset, TrainState | None, float]:
+    """An interrupted run (or a finished one extended by --epochs), whose writer lock this
+    process holds, its data, the state to resume from (None: from the start) and the
+    seconds on record. Options that contradict the run's own settings are refused by name
+    (exit 2)."""
+    if not (folder / CONFIG_FILE).exists():
+        raise RunError(
+            f"{folder} holds no run to resume: it was stopped before its settings were "
+            f"saved; start it again with: purenet train --out {folder} (and its options)"
+        )
     run = Run.open(folder)
     differing = differing_options(ctx, run, folder)
     if differing:
         raise fail(refusal(differing, folder), 2)
     epochs = ctx.params["epochs"] if "epochs" in given_on_command_line(ctx) else None
-    start, seconds = prepare_resume(run, epochs)
-    dataset = load_run_data(run, data)
+    dataset = load_run_data(run, data)  # before prepare_resume changes anything
     run.check_data(dataset)
+    check_memory(run.config, len(dataset.y_train))
+    try:
+        start, seconds = prepare_resume(run, epochs)
+    except WriteError as exc:
+        raise RunError(
+            f"{exc}; nothing recorded is lost: {exc.remedy(folder)}, then resume it again"
+        ) from None
     return run, dataset, start, seconds
 
 
-def announce(run: Run, dataset: Dataset, start: TrainState | None) -> None:
-    what = (
-        f"resuming {run.folder} at epoch {start.epoch} of {run.config.epochs}"
-        if start
-        else f"run folder {run.folder}"
-    )
+def announce(run: Run, dataset: Dataset, start: TrainState | None, resuming: bool) -> None:
+    if start is not None:
+        what = f"resuming {run.folder} at epoch {start.epoch} of {run.config.epochs}"
+    elif resuming:
+        what = f"resuming {run.folder} from the start (it stopped before its first snapshot)"
+    else:
+        what = f"run folder {run.folder}"
     typer.echo(
         f"training {'-'.join(map(str, run.config.sizes))} on {len(dataset.y_train)} images, "
         f"testing on {len(dataset.y_test)}; {what}",
@@ -319,12 +380,11 @@ def report(run: Run, outcome: Outcome) -> None:
             f"(try a smaller --lr); {kept} and all metrics kept in {run.folder}"
         )
     if outcome.status == INTERRUPTED:
-        kept = (
-            f"after epoch {last.epoch}; resume with: purenet train --resume {run.folder}"
-            if last is not None
-            else f"before the first epoch finished; nothing but the settings kept in {run.folder}"
+        when = f"after epoch {last.epoch}" if last is not None else "before its first epoch"
+        typer.echo(
+            f"purenet: interrupted {when}; resume with: purenet train --resume {run.folder}",
+            err=True,
         )
-        typer.echo(f"purenet: interrupted {kept}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.best_epoch is not None:
         stopped = " stopped early;" if outcome.stopped_early else ""

@@ -27,6 +27,7 @@ from matplotlib.ticker import (
 )
 
 from purenet.atomic import atomic_save
+from purenet.errors import write_failures
 from purenet.evaluation import confusion_matrix, per_class_accuracy
 from purenet.history import History
 from purenet.params import Params
@@ -491,8 +492,10 @@ def epoch_figures(
 
 
 def save_figure(fig: Figure, path: Path, dpi: int = 110) -> None:
-    """Write ``fig`` as PNG to ``path`` atomically."""
-    atomic_save(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+    """Write ``fig`` as PNG to ``path`` atomically; a failure raises
+    :class:`purenet.errors.WriteError`."""
+    with write_failures(path):
+        atomic_save(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi))
 
 
 def _as_shown(picture: np.ndarray) -> tuple[np.ndarray, dict]:

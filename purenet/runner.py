@@ -7,18 +7,31 @@ feeds anything back into the fold, so what is learned does not depend on it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from typing import IO
 
 import attrs
 
 from purenet.config import Config
 from purenet.data import Dataset
-from purenet.errors import PurenetError
+from purenet.errors import PurenetError, WriteError, write_failures
 from purenet.history import History, Row, csv_line
 from purenet.optim import Schedule
 from purenet.plot import figure_title, save_figure, training_figure
-from purenet.runs import DIVERGED, FIGURE_FILE, FINISHED, INTERRUPTED, Run, RunError
+from purenet.runlock import FolderBusy, holds
+from purenet.runs import (
+    DIVERGED,
+    FIGURE_FILE,
+    FINISHED,
+    INTERRUPTED,
+    METRICS_FILE,
+    RUNNING,
+    STATUS_FILE,
+    Run,
+    RunError,
+)
 from purenet.train import Snapshot, TrainState, train
 
 
@@ -74,14 +87,22 @@ def record_training(
     With ``patience`` (early stopping), the best validation epoch of the session is kept
     as a keyframe too, and a finished run records it as its result (``result_epoch``
     in the status): its params, not the last epoch's, are what the run learned.
+
+    Raises:
+        RunError: when a write fails (a full disk, a read-only folder) or memory runs out.
+            The session then ends as an interrupted one, keeping what it can; the message
+            says what is kept and how to go on.
     """
     last: Snapshot | None = None
     best_snapshot: Snapshot | None = None  # with patience: the best epoch of this session
     status, bad_row, stopped_early = FINISHED, None, False
+    failure: PurenetError | None = None
     best = _best_so_far(run)
     began = time.perf_counter()
-    metrics = run.open_metrics()
+    metrics: IO[str] | None = None
     try:
+        run.mark(RUNNING, start.epoch if start is not None else None)
+        metrics = run.open_metrics()
         for snapshot in train(run.config, data, start):
             if on_snapshot is not None:
                 on_snapshot(snapshot)
@@ -89,8 +110,9 @@ def record_training(
                 last = snapshot
                 continue
             row = Row.of(snapshot, seconds_offset + time.perf_counter() - began)
-            metrics.write(csv_line(row))
-            metrics.flush()
+            with write_failures(run.folder / METRICS_FILE):
+                metrics.write(csv_line(row))
+                metrics.flush()
             if snapshot.diverged:
                 status, bad_row = DIVERGED, row
                 break
@@ -105,17 +127,30 @@ def record_training(
                 break
     except KeyboardInterrupt:
         status = INTERRUPTED
+    except WriteError as exc:
+        status, failure = INTERRUPTED, exc
+    except MemoryError:
+        status, failure = INTERRUPTED, _out_of_memory(run, last)
     finally:
-        metrics.close()
+        if metrics is not None:
+            with contextlib.suppress(OSError):  # a row cut by a full disk is dropped on resume
+                metrics.close()
     if (status != FINISHED or stopped_early) and last is not None:
         if last.epoch not in run.keyframe_epochs():
-            run.save_keyframe(last.state)  # the last sound params, to resume or inspect
+            try:
+                run.save_keyframe(last.state)  # the last sound params, to resume or inspect
+            except WriteError as exc:
+                failure = failure or exc
     if best_snapshot is not None and best_snapshot.epoch not in run.keyframe_epochs():
-        run.save_keyframe(best_snapshot.state)  # the run's result, read without replaying
-    try:
-        write_figure(run, run.rows())
-    except PurenetError:
-        pass  # the figure is a convenience; the records above are what matter
+        try:
+            run.save_keyframe(best_snapshot.state)  # the run's result, read without replaying
+        except WriteError as exc:
+            failure = failure or exc
+    if failure is None:
+        try:
+            write_figure(run, run.rows())
+        except PurenetError:
+            pass  # the figure is a convenience; the records above are what matter
     seconds = seconds_offset + time.perf_counter() - began
     best_epoch = best[0] if best is not None else None
     extra = {"seconds": round(seconds, 3)}
@@ -126,8 +161,37 @@ def record_training(
     result_epoch = None
     if status == FINISHED and run.config.patience is not None and best_epoch is not None:
         result_epoch = extra["result_epoch"] = best_epoch
-    run.mark(status, last.epoch if last is not None else None, **extra)
+    if failure is not None:
+        extra["error"] = str(failure)
+    try:
+        run.mark(status, last.epoch if last is not None else None, **extra)
+    except WriteError as exc:  # left marked running: being unlocked, it reads as interrupted
+        failure = failure or exc
+    if failure is not None:
+        raise RunError(f"{failure}; {_what_is_kept(run, failure)}")
     return Outcome(status, last, bad_row, seconds, best_epoch, stopped_early, result_epoch)
+
+
+def _out_of_memory(run: Run, last: Snapshot | None) -> RunError:
+    epoch = 0 if last is None else last.epoch + 1
+    batch = "the full batch" if run.config.full_batch else f"batches of {run.config.batch_size}"
+    network = "-".join(map(str, run.config.sizes))
+    return RunError(
+        f"out of memory in epoch {epoch}: network {network} trained on {batch} needs more "
+        "memory than is free (a smaller --hidden or --batch-size needs less)"
+    )
+
+
+def _what_is_kept(run: Run, failure: PurenetError) -> str:
+    """What the run kept after ``failure`` and how to go on."""
+    keyframes = run.keyframe_epochs()
+    kept = (
+        f"the run is kept up to its snapshot of epoch {keyframes[-1]}"
+        if keyframes
+        else "the run has no snapshot yet and will start again from its settings"
+    )
+    remedy = failure.remedy(run.folder) if isinstance(failure, WriteError) else "free memory"
+    return f"{kept}: {remedy}, then resume it with: purenet train --resume {run.folder}"
 
 
 def _best_so_far(run: Run) -> tuple[int, float] | None:
@@ -153,8 +217,12 @@ def _patience_ran_out(config: Config, best: tuple[int, float] | None, epoch: int
     return config.patience is not None and best is not None and epoch - best[0] >= config.patience
 
 
-def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState, float]:
-    """The state to resume ``run`` from (its last keyframe) and the seconds on record.
+def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState | None, float]:
+    """The state to resume ``run`` from and the seconds on record. Call it, and train,
+    while holding the run's writer lock (:func:`purenet.runlock.writing`).
+
+    The state is the last keyframe's, or None (train from the start) for a run stopped
+    before its first keyframe: its config is all it needs.
 
     ``epochs`` (default: the run's own) may be larger than the run's epochs: the run is
     then extended, exactly as if it had been asked for that many from the start, which
@@ -165,8 +233,12 @@ def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState, flo
     Rows after the keyframe are dropped (they will be recomputed identically), and a
     row cut mid-write by a kill is tolerated here, since the file is rewritten.
     """
+    # Still running when the lock is held: by this process (so its writer died), or else
+    # by another one.
     record = run.status()
     status = record["status"]
+    if status == RUNNING and not holds(run.folder):
+        raise FolderBusy(f"run folder {run.folder} is being written by another purenet process")
     target = run.config.epochs if epochs is None else epochs
     if status == DIVERGED:
         raise RunError(f"run {run.folder} diverged; resuming would diverge again")
@@ -183,8 +255,8 @@ def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState, flo
                 f"run {run.folder} already finished all {run.config.epochs} epochs; "
                 f"to train it longer, pass --epochs with more than {run.config.epochs}"
             )
-    elif status != INTERRUPTED:
-        raise RunError(f"run {run.folder} is still running (status {status})")
+    elif status not in (INTERRUPTED, RUNNING):
+        raise RunError(f"{run.folder / STATUS_FILE}: unknown status {status!r}")
     if target < run.config.epochs:
         raise RunError(
             f"--epochs {target} is fewer than the {run.config.epochs} epochs of run "
@@ -194,7 +266,11 @@ def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState, flo
         check_extendable(run.config, target)
     keyframes = run.keyframe_epochs()
     if not keyframes:
-        raise RunError(f"run {run.folder} has no snapshot to resume from")
+        if target > run.config.epochs:
+            run.mark(INTERRUPTED, None, extending_to=target)
+            run.set_epochs(target)
+        run.rewrite_rows([])
+        return None, 0.0
     rows = run.rows(tolerate_cut_last_line=True)
     start = keyframes[-1]
     if len(rows) <= start:

@@ -12,9 +12,11 @@
 ```
 
 Every file but the append-only ``metrics.csv`` is replaced atomically, so a kill at any
-instant leaves the previous complete state. Nothing is ever unpickled: ``.npz`` files are
-read with ``allow_pickle=False`` and metadata is JSON. Any file that is missing,
-truncated or malformed raises :class:`RunError` naming it.
+instant leaves the previous complete state. One process at a time writes a run folder: it
+holds the folder's writer lock (:mod:`purenet.runlock`) from before its first write to its
+end, and a run marked running whose lock nobody holds was killed. Nothing is ever
+unpickled: ``.npz`` files are read with ``allow_pickle=False`` and metadata is JSON. Any
+file that is missing, truncated or malformed raises :class:`RunError` naming it.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ from purenet import __version__
 from purenet._engine.threads import blas_description
 from purenet.atomic import atomic_save, atomic_write_text
 from purenet.config import Config
-from purenet.errors import ConfigError, FileError, PurenetError
+from purenet.errors import ConfigError, FileError, PurenetError, write_failures
 from purenet.flat import flatten, unflatten
 from purenet.history import ROW_LIMIT, Row, csv_header, csv_line, parse_rows
 from purenet.params import Params
 from purenet.reading import read_json, read_npz, read_text
+from purenet.runlock import being_written
 from purenet.train import DIVERGED_LOSS, TrainState, state_template
 
 if TYPE_CHECKING:
@@ -53,7 +56,10 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 STATUS_FILE = "status.json"
 FIGURE_FILE = "figure.png"
+LIVE_FILE = "live.png"
 SNAPSHOT_DIR = "snapshots"
+# The files a run's training writes; no other command writes over them.
+RUN_FILES = frozenset({CONFIG_FILE, METRICS_FILE, STATUS_FILE, FIGURE_FILE, LIVE_FILE})
 KEYFRAME_PATTERN = re.compile(r"epoch-(\d{6,})\.npz")
 
 RUNNING, FINISHED, INTERRUPTED, DIVERGED = "running", "finished", "interrupted", "diverged"
@@ -75,7 +81,8 @@ def keyframe_name(epoch: int) -> str:
 
 def save_params(path: Path, params: Params, **extra: np.ndarray) -> None:
     """Write ``params`` (w0, b0, w1, ...) and ``extra`` arrays as ``.npz``, atomically."""
-    atomic_save(Path(path), lambda fh: np.savez(fh, **flatten(params), **extra))
+    with write_failures(path):
+        atomic_save(Path(path), lambda fh: np.savez(fh, **flatten(params), **extra))
 
 
 def _before_0_4(epoch: int) -> dict[str, np.ndarray]:
@@ -160,17 +167,8 @@ def _checked_meta(meta: dict) -> tuple[Config, int, dict[str, str], str | None]:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    with write_failures(path):
+        atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 class Run:
@@ -206,8 +204,7 @@ class Run:
     ) -> Run:
         """Make a new run folder and write its config, an empty metrics file and status."""
         folder = Path(folder)
-        if (folder / CONFIG_FILE).exists():
-            raise RunError(f"{folder} already holds a run; pass another --out folder")
+        check_no_run(folder)
         try:
             (folder / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -224,7 +221,8 @@ class Run:
                 "sha256": dict(data_sha256),
             },
         }
-        atomic_write_text(folder / METRICS_FILE, csv_header())
+        with write_failures(folder / METRICS_FILE):
+            atomic_write_text(folder / METRICS_FILE, csv_header())
         run = cls(folder, meta)
         run.mark(RUNNING, None)
         _write_json(folder / CONFIG_FILE, meta)  # last: its presence means "a run is here"
@@ -340,13 +338,15 @@ class Run:
 
     def open_metrics(self) -> IO[str]:
         """The metrics file opened for appending rows."""
-        return open(self.folder / METRICS_FILE, "a", encoding="utf-8", newline="")
+        with write_failures(self.folder / METRICS_FILE):
+            return open(self.folder / METRICS_FILE, "a", encoding="utf-8", newline="")
 
     def rewrite_rows(self, rows: list[Row]) -> None:
         """Replace the metrics file with exactly ``rows`` (atomically)."""
-        atomic_write_text(
-            self.folder / METRICS_FILE, csv_header() + "".join(csv_line(r) for r in rows)
-        )
+        with write_failures(self.folder / METRICS_FILE):
+            atomic_write_text(
+                self.folder / METRICS_FILE, csv_header() + "".join(csv_line(r) for r in rows)
+            )
 
     # -- keyframes -----------------------------------------------------------------------
 
@@ -364,7 +364,9 @@ class Run:
     def save_keyframe(self, state: TrainState) -> None:
         """Save the state's arrays: params ``w0, b0, ...``, ``epoch`` and the optimizer's
         state ``opt.*`` (see :func:`purenet.flat.flatten`)."""
-        atomic_save(self.keyframe_path(state.epoch), lambda fh: np.savez(fh, **flatten(state)))
+        path = self.keyframe_path(state.epoch)
+        with write_failures(path):
+            atomic_save(path, lambda fh: np.savez(fh, **flatten(state)))
 
     def load_keyframe(self, epoch: int) -> TrainState:
         """The training state saved at ``epoch``.
@@ -403,7 +405,9 @@ class Run:
     # -- status --------------------------------------------------------------------------
 
     def mark(self, status: str, epoch: int | None, **extra) -> None:
-        """Write the status file (the last write of each phase of a run)."""
+        """Write the status file (the last write of each phase of a run). A running run's
+        record names its process and host, for people: whether it still runs is told by
+        its writer lock (see :meth:`status`)."""
         record = {"status": status, "epoch": epoch, **extra}
         if status == RUNNING:
             record.update(pid=os.getpid(), host=socket.gethostname())
@@ -421,8 +425,8 @@ class Run:
         return None
 
     def status(self) -> dict:
-        """The status record. A run marked running whose process is gone on this host
-        was killed: it is reported as interrupted.
+        """The status record. A run marked running whose folder no process holds the writer
+        lock of (see :mod:`purenet.runlock`) was killed: it is reported as interrupted.
 
         Raises:
             RunError: if the file is unreadable, or its status, epoch or pid malformed.
@@ -440,14 +444,51 @@ class Run:
                 raise RunError(f"{path}: {field} {_short.repr(value)} is not a whole number >= 0")
         if pid is not None and not (_whole(pid) and 0 < pid < PID_LIMIT):
             raise RunError(f"{path}: pid {_short.repr(pid)} is not a process id")
-        if (
-            status == RUNNING
-            and record.get("host") == socket.gethostname()
-            and pid is not None
-            and not _pid_alive(pid)
-        ):
+        if status == RUNNING and not being_written(self.folder):
             record = {**record, "status": INTERRUPTED, "killed": True}
         return record
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` looks like a run folder (it has metrics.csv and snapshots/)."""
+    return (folder / METRICS_FILE).is_file() and (folder / SNAPSHOT_DIR).is_dir()
+
+
+def run_owning(path: Path) -> Path | None:
+    """The run folder ``path`` is one of the files of, if any: its config, metrics,
+    status or figures (:data:`RUN_FILES`), or anything under its snapshots folder.
+    Symbolic links are followed."""
+    path = Path(path).resolve()
+    if path.name in RUN_FILES and is_run_folder(path.parent):
+        return path.parent
+    for folder in path.parents:
+        if folder.name == SNAPSHOT_DIR and is_run_folder(folder.parent):
+            return folder.parent
+    return None
+
+
+def check_no_run(folder: Path) -> None:
+    """Refuse a folder that already holds a run (its config.json is written).
+
+    A folder whose run was stopped before its config was written holds no run: it may be
+    used again.
+
+    Raises:
+        RunError: saying how to continue the run that is there, if it can be.
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG_FILE).exists():
+        return
+    try:
+        status = Run.open(folder).status().get("status")
+    except PurenetError:
+        status = None
+    if status in (INTERRUPTED, RUNNING):
+        raise RunError(
+            f"{folder} already holds a run that was interrupted; continue it with: "
+            f"purenet train --resume {folder} (or pass another --out folder)"
+        )
+    raise RunError(f"{folder} already holds a run; pass another --out folder")
 
 
 def list_runs(parent: Path) -> list[Run | tuple[Path, RunError]]:

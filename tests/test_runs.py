@@ -20,6 +20,7 @@ from test_train import synthetic
 import purenet.atomic
 from purenet.arrays import same_array
 from purenet.config import Config
+from purenet.errors import WriteError
 from purenet.flat import flatten
 from purenet.replay import describe_mismatch, differing_columns, likely_cause, replay
 from purenet.runner import prepare_resume, record_training
@@ -204,7 +205,7 @@ def test_a_failing_replace_keeps_the_previous_snapshot_and_leaves_no_temporary_f
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(purenet.atomic.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteError, match="the disk is full"):
         run_.save_keyframe(attrs.evolve(yielded[3].state, epoch=2))
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == [keyframe_name(e) for e in range(4)]
