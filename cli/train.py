@@ -25,7 +25,7 @@ from purenet.optim import Schedule
 from purenet.params import Activation, Init
 from purenet.presets import PRESETS, Preset, describe, preset_config
 from purenet.runlock import writing
-from purenet.runner import Outcome, prepare_resume, record_training
+from purenet.runner import Outcome, check_resumable, prepare_resume, record_training
 from purenet.runs import (
     CONFIG_FILE,
     DEFAULT_KEYFRAME_EVERY,
@@ -309,6 +309,7 @@ def resumed_run(
     if differing:
         raise fail(refusal(differing, folder), 2)
     epochs = ctx.params["epochs"] if "epochs" in given_on_command_line(ctx) else None
+    check_resumable(run, epochs)  # before the data is loaded: a refusal is quick
     dataset = load_run_data(run, data)  # before prepare_resume changes anything
     run.check_data(dataset)
     check_memory(run.config, len(dataset.y_train))

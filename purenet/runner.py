@@ -233,6 +233,38 @@ def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState | No
     Rows after the keyframe are dropped (they will be recomputed identically), and a
     row cut mid-write by a kill is tolerated here, since the file is rewritten.
     """
+    check_resumable(run, epochs)
+    target = run.config.epochs if epochs is None else epochs
+    keyframes = run.keyframe_epochs()
+    if not keyframes:
+        if target > run.config.epochs:
+            run.mark(INTERRUPTED, None, extending_to=target)
+            run.set_epochs(target)
+        run.rewrite_rows([])
+        return None, 0.0
+    rows = run.rows(tolerate_cut_last_line=True)
+    start = keyframes[-1]
+    if len(rows) <= start:
+        raise RunError(
+            f"{run.folder}: metrics end at epoch {len(rows) - 1}, before the last "
+            f"snapshot (epoch {start})"
+        )
+    state = run.load_keyframe(start)
+    if target > run.config.epochs:
+        # A kill from here on leaves an interrupted run of the new length: resumable.
+        run.mark(INTERRUPTED, start, extending_to=target)
+        run.set_epochs(target)
+    run.rewrite_rows(rows[: start + 1])
+    return state, rows[start].seconds
+
+
+def check_resumable(run: Run, epochs: int | None = None) -> None:
+    """Refuse, without changing anything, to resume ``run`` (to ``epochs``, default its
+    own): see :func:`prepare_resume`.
+
+    Raises:
+        RunError: saying why.
+    """
     # Still running when the lock is held: by this process (so its writer died), or else
     # by another one.
     record = run.status()
@@ -264,27 +296,6 @@ def prepare_resume(run: Run, epochs: int | None = None) -> tuple[TrainState | No
         )
     if target > run.config.epochs:
         check_extendable(run.config, target)
-    keyframes = run.keyframe_epochs()
-    if not keyframes:
-        if target > run.config.epochs:
-            run.mark(INTERRUPTED, None, extending_to=target)
-            run.set_epochs(target)
-        run.rewrite_rows([])
-        return None, 0.0
-    rows = run.rows(tolerate_cut_last_line=True)
-    start = keyframes[-1]
-    if len(rows) <= start:
-        raise RunError(
-            f"{run.folder}: metrics end at epoch {len(rows) - 1}, before the last "
-            f"snapshot (epoch {start})"
-        )
-    state = run.load_keyframe(start)
-    if target > run.config.epochs:
-        # A kill from here on leaves an interrupted run of the new length: resumable.
-        run.mark(INTERRUPTED, start, extending_to=target)
-        run.set_epochs(target)
-    run.rewrite_rows(rows[: start + 1])
-    return state, rows[start].seconds
 
 
 def check_extendable(config: Config, epochs: int) -> None:
