@@ -234,7 +234,8 @@ LISTING_COLUMNS = (
 def listing_row(entry: Run) -> list[str]:
     """The cells of one run in ``purenet runs`` (see :data:`LISTING_COLUMNS`). A diverged
     run shows its last sound epoch (the one whose params were kept) and that epoch's
-    accuracy, not the diverged one's.
+    accuracy, not the diverged one's; a run that early stopping ended shows its result,
+    the best validation epoch.
 
     Raises:
         PurenetError: when its status or metrics cannot be read.
@@ -250,6 +251,10 @@ def listing_row(entry: Run) -> list[str]:
         shown = by_epoch.get(kept) if kept is not None else None
         bad = f"loss diverged at epoch {rows[-1].epoch}" if rows else "loss diverged"
         notes.append(f"{bad}; shown: epoch {kept}, the last sound one" if shown else bad)
+    result = entry.result_epoch()
+    if result is not None:  # early stopping kept its best epoch, not its last
+        shown = next((row for row in rows if row.epoch == result), shown)
+        notes.append(f"result: epoch {result}, the best validation one (of {rows[-1].epoch})")
     if record.get("best_epoch") is not None and isinstance(record.get("best_valid_acc"), float):
         notes.append(
             f"best validation {record['best_valid_acc']:.2%} at epoch {record['best_epoch']}"

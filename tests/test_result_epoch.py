@@ -153,3 +153,16 @@ def test_cli_an_early_stopped_run_is_its_best_epoch(mnist_dir, tmp_path):
 
     at_last = run(["evaluate", folder, "--epoch", last], tmp_path, data=mnist_dir)
     assert f"epoch {last}: test loss" in at_last.stdout and at_last.stderr == ""
+
+
+def test_runs_lists_an_early_stopped_run_by_its_result_epoch(tmp_path):
+    from purenet_cli.runs import LISTING_COLUMNS, listing_row
+
+    stopped, outcome = _recorded(tmp_path / "r", EARLY, synthetic(m=60))
+    best = outcome.result_epoch
+    rows = stopped.rows()
+    assert best is not None and best != rows[-1].epoch
+    cells = dict(zip(LISTING_COLUMNS, listing_row(Run.open(stopped.folder)), strict=True))
+    assert cells["epochs"] == f"{best}/{EARLY.epochs}"
+    assert cells["test acc"] == f"{rows[best].test_acc:.2%}"
+    assert f"result: epoch {best}" in cells["notes"]
