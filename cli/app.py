@@ -24,6 +24,7 @@ from typer._click.exceptions import ClickException, UsageError
 from purenet import __version__
 from purenet.errors import PurenetError
 
+from .compare import compare_command
 from .data import data_app
 from .plot import plot_command
 from .predict import predict_command
@@ -44,6 +45,7 @@ app.command("replay")(replay_command)
 app.command("evaluate")(evaluate_command)
 app.command("runs")(runs_command)
 app.command("plot")(plot_command)
+app.command("compare")(compare_command)
 app.command("predict")(predict_command)
 app.add_typer(data_app, name="data")
 
