@@ -1,6 +1,7 @@
 """Regenerate the reference run's assets from the current code.
 
-    python benchmarks/make_assets.py [--data DIR] [--run DIR] [--only metrics|figures]
+    python benchmarks/make_assets.py [--data DIR] [--run DIR] [--compare-runs DIR]
+                                     [--only metrics|figures|compare-lr]
 
 Trains the reference experiment (the defaults of ``purenet train``, seed 0, 2,500 epochs,
 about 100 s on the project's 2-core machine) with the installed ``purenet`` command, then
@@ -12,11 +13,15 @@ writes what the README shows:
   ``purenet plot RUN --epoch 2500``;
 - ``assets/learning.gif``: ``purenet replay RUN --animate ... --stride 50``;
 - ``assets/own-digits.png``: ``purenet predict RUN assets/digits/* --show-input ...``, the
-  pictures in ``assets/digits`` beside the 28x28 inputs the network reads.
+  pictures in ``assets/digits`` beside the 28x28 inputs the network reads;
+- ``assets/compare-lr.png``: ``purenet compare`` of the reference network trained for
+  :data:`COMPARE_EPOCHS` epochs at the learning rates :data:`COMPARE_LRS` (about 15 s
+  each), written alone with ``--only compare-lr`` (no reference run is trained then).
 
 ``--run DIR`` keeps the run in DIR, or reuses the finished reference run already there (so
 the figures can be redrawn without training again); without it the run goes to a
-temporary folder. ``--only`` writes one of the two groups. Run it whenever the recorded
+temporary folder; ``--compare-runs DIR`` does the same for the learning-rate runs.
+``--only`` writes one of the three groups. Run it whenever the recorded
 numbers change (``tests/test_assets.py`` fails then), and update the README's reference
 table and times from what it prints (and the own-digits output it prints).
 """
@@ -39,6 +44,8 @@ ASSETS = REPO / "assets"
 PURENET = Path(sys.executable).parent / "purenet"
 EPOCH_FIGURES = ("confusion.png", "per-class.png", "weights.png", "misclassified.png")
 STRIDE = 50
+COMPARE_LRS = ("0.05", "0.1", "0.5")
+COMPARE_EPOCHS = 300
 
 
 def purenet(*args: object) -> str:
@@ -99,14 +106,37 @@ def write_figures(run: Run, data: list[str]) -> None:
     print(readings, end="")
 
 
+def write_compare_lr(folder: Path, data: list[str]) -> None:
+    """Train the reference network at each of :data:`COMPARE_LRS` into ``folder`` (runs
+    already finished there are kept), then write their comparison to
+    ``assets/compare-lr.png`` and print its table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lr in COMPARE_LRS:
+        run = folder / f"lr-{lr}"
+        if not (run / "config.json").exists():
+            print(f"training the reference network with lr {lr} into {run} ...", flush=True)
+            purenet("train", "--quiet", "--epochs", COMPARE_EPOCHS, "--lr", lr, "--out", run, *data)
+    runs = [folder / f"lr-{lr}" for lr in COMPARE_LRS]
+    print(purenet("compare", *runs, "--out", ASSETS / "compare-lr.png"), end="")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="the MNIST folder (default: as purenet finds it)")
     parser.add_argument("--run", type=Path, help="keep (or reuse) the reference run here")
-    parser.add_argument("--only", choices=["metrics", "figures"], help="write one group only")
+    parser.add_argument(
+        "--only", choices=["metrics", "figures", "compare-lr"], help="write one group only"
+    )
+    parser.add_argument(
+        "--compare-runs", type=Path, help="keep (or reuse) the learning-rate runs here"
+    )
     args = parser.parse_args()
     data = ["--data", args.data] if args.data else []
     with tempfile.TemporaryDirectory(prefix="purenet-assets-") as scratch:
+        if args.only in (None, "compare-lr"):
+            write_compare_lr(args.compare_runs or Path(scratch) / "compare-lr", data)
+        if args.only == "compare-lr":
+            return
         run = reference_run(args.run or Path(scratch) / "reference", data)
         if args.only in (None, "metrics"):
             write_metrics(run)

@@ -150,7 +150,9 @@ def report(runs: Sequence[Entry], out: Path | None, fmt: str = "table") -> None:
         )
     for line in notes:
         typer.echo(f"purenet: warning: {line}", err=True)
-    if out is not None:
+    if out is not None and not any(isinstance(r, Run) for r in runs):
+        typer.echo("purenet: warning: no run could be read: no figure written", err=True)
+    elif out is not None:
         save_compare_figure(compare_figure(runs), out)
         typer.echo(f"figure written to {out}", err=fmt != "table")
 

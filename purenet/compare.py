@@ -31,6 +31,7 @@ from purenet.history import Row
 from purenet.runs import (
     CONFIG_FILE,
     FINISHED,
+    INTERRUPTED,
     Run,
     RunError,
     last_sound_epoch,
@@ -250,10 +251,11 @@ def _summary_of(run: Run, settings: dict[str, object]) -> Summary:
     if result is not None and result in by_epoch:
         final = by_epoch[result]
         notes.append(f"result: epoch {result}, the best validation one")
+    resume = f"purenet train --resume {run.folder}"
     if record.get("killed"):
-        notes.append("killed while running; resume with purenet train --resume")
-    elif status == "interrupted":
-        notes.append("resume with purenet train --resume")
+        notes.append(f"killed while running; resume with: {resume}")
+    elif status == INTERRUPTED:
+        notes.append(f"resume with: {resume}")
     sound_rows = [row for row in rows if sound is not None and row.epoch <= sound]
     best = max(sound_rows, key=lambda r: r.test_acc, default=None)  # max keeps the first
     if best is not None and math.isnan(best.test_acc):

@@ -290,10 +290,11 @@ def test_the_figure_overlays_each_runs_curves_in_its_own_colour(runs):
     assert len(set(colours)) == len(chosen)  # runs differ in colour
     legend = fig.legends[0]
     texts = [t.get_text() for t in legend.get_texts()]
+    finals = [f"{run.rows()[-1 if run.name != 'cut' else 4].test_acc:.2%}" for run in chosen]
     assert texts[:3] == [
-        "epochs=12, lr=0.05",
-        "epochs=20, lr=0.5",
-        "epochs=12, lr=0.1 (interrupted at 4/12)",
+        f"epochs=12, lr=0.05: test {finals[0]}",
+        f"epochs=20, lr=0.5: test {finals[1]}",
+        f"epochs=12, lr=0.1 (interrupted at 4/12): test {finals[2]}",
     ]
     assert texts[3:] == ["test", "train"]
     for handle, colour in zip(legend.legend_handles[:3], colours, strict=True):
@@ -323,7 +324,7 @@ def test_the_figure_warns_in_its_title_when_splits_differ(tmp_path):
     assert "warning: runs on different splits are not comparable" in title
     assert "split" not in title.splitlines()[0]  # not a common setting
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert texts[:2] == ["split=reference", "split=standard"]
+    assert [t.split(":")[0] for t in texts[:2]] == ["split=reference", "split=standard"]
 
 
 def test_an_error_of_zero_is_drawn_on_the_log_axis_floor(tmp_path):
@@ -335,3 +336,19 @@ def test_an_error_of_zero_is_drawn_on_the_log_axis_floor(tmp_path):
     lines = _lines(compare_figure([run]))
     drawn = lines["a:train:error"].get_ydata()
     assert np.all(drawn > 0) and math.isclose(drawn[0], min(1 - r.test_acc for r in rows) / 2)
+
+
+def test_a_run_without_a_row_yet_is_shown_with_nothing_to_report(tmp_path):
+    from purenet.plot_compare import compare_figure
+
+    data = synthetic()
+    fresh = Run.create(tmp_path / "fresh", Config(hidden=(4,), epochs=5), data.sha256)
+    done = recorded(tmp_path / "done", Config(hidden=(4,), epochs=2))
+    with writing(fresh.folder):
+        s, _ = summarise([fresh, done])
+        fig = compare_figure([fresh, done])
+    assert (s.status, s.epochs_done, s.epochs_planned) == (RUNNING, None, 5)
+    assert s.final_test_acc is s.best_test_acc is s.seconds is None
+    lines = _lines(fig)
+    assert len(lines["fresh:test:error"].get_xdata()) == 0
+    assert len(lines["done:test:error"].get_xdata()) == 3

@@ -141,6 +141,11 @@ def test_unreadable_runs_in_a_folder_are_listed_not_fatal(parent, tmp_path):
     assert result.returncode == 0, result.stderr
     assert cells(result.stdout.splitlines(), "broken")["status"] == "unreadable"
     assert "cannot read 1 run(s): broken" in result.stderr
+    (tmp_path / "fine" / "config.json").write_text("{}")  # now none can be read
+    result = run(["compare", tmp_path], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no run could be read: no figure written" in result.stderr
+    assert not (tmp_path / "compare.png").exists()
 
 
 @pytest.mark.parametrize(
