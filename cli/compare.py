@@ -20,13 +20,13 @@ import typer
 from purenet.compare import (
     Entry,
     Summary,
+    caveats,
     differing_settings,
     expand,
     json_value,
     option_name,
     shown_value,
     summarise,
-    warnings,
 )
 from purenet.errors import PurenetError
 from purenet.plot_compare import FORMATS as FIGURE_FORMATS
@@ -136,7 +136,7 @@ def report(runs: Sequence[Entry], out: Path | None, fmt: str = "table") -> None:
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     summaries = summarise(runs)
-    notes = warnings(summaries, runs)
+    notes = caveats(summaries, runs)
     common, _ = differing_settings([r.config for r in runs if isinstance(r, Run)])
     if fmt == "csv":
         typer.echo(csv_text(summaries), nl=False)

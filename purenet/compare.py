@@ -7,7 +7,7 @@ The public API, shared by ``purenet compare``, ``purenet sweep`` and notebooks:
 - :func:`differing_settings` ``(configs) -> (common, per_run)`` and :func:`labels`
   ``(configs) -> list[str]`` (``lr=0.5, hidden=32``);
 - :func:`summarise` ``(runs) -> list[Summary]``: a row per run, whatever its state;
-- :func:`warnings` ``(summaries) -> list[str]``: why some runs are not comparable;
+- :func:`caveats` ``(summaries, runs) -> list[str]``: why some runs are not comparable;
 - :func:`purenet.plot_compare.compare_figure` ``(runs) -> Figure``: the curves overlaid;
 - ``purenet_cli.compare.report(runs, out, fmt)``: the table (or CSV, JSON) and the figure,
   exactly what ``purenet compare`` prints and writes.
@@ -307,7 +307,7 @@ def summarise(entries: Sequence[Entry]) -> list[Summary]:
     return summaries
 
 
-def warnings(summaries: Sequence[Summary], runs: Sequence[Entry] = ()) -> list[str]:
+def caveats(summaries: Sequence[Summary], runs: Sequence[Entry] = ()) -> list[str]:
     """Why some of the runs compared cannot be compared fairly, one line each: they were
     tested on different splits (different test sets), or trained on different data files
     (pass the runs as ``runs`` for that check), or some could not be read."""

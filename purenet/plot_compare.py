@@ -24,10 +24,10 @@ from purenet.atomic import atomic_save
 from purenet.compare import (
     Entry,
     Summary,
+    caveats,
     common_words,
     differing_settings,
     summarise,
-    warnings,
 )
 from purenet.errors import PurenetError, write_failures
 from purenet.history import History
@@ -158,7 +158,7 @@ def compare_figure(entries: Sequence[Entry], title: str = "purenet compare") -> 
     if words:
         heading += f", all {words}" if len(runs) > 1 else f", {words}"
     lines = [heading]
-    lines += [f"warning: {w}" for w in warnings(list(summaries.values()), runs)]
+    lines += [f"warning: {w}" for w in caveats(list(summaries.values()), runs)]
     fig.suptitle("\n".join(lines), fontsize=10)
     return fig
 

@@ -20,6 +20,7 @@ from test_train import synthetic
 from purenet.compare import (
     EARLY_STOPPED,
     UNREADABLE,
+    caveats,
     differing_settings,
     expand,
     label,
@@ -27,7 +28,6 @@ from purenet.compare import (
     setting_values,
     shown_value,
     summarise,
-    warnings,
 )
 from purenet.config import SETTING_NAMES, Config
 from purenet.data import Split
@@ -210,7 +210,7 @@ def test_unreadable_runs_are_listed_with_their_error_not_dropped(runs, tmp_path)
     assert by_name["cut-metrics"].status == UNREADABLE
     assert "metrics.csv" in by_name["cut-metrics"].notes[0]
     assert by_name["cut-metrics"].label == "epochs=3, lr=0.1"  # its config was read
-    assert any("cannot read 2 run(s)" in w for w in warnings(summaries))
+    assert any("cannot read 2 run(s)" in w for w in caveats(summaries))
 
 
 def test_runs_on_different_splits_are_marked_not_comparable(tmp_path):
@@ -219,9 +219,9 @@ def test_runs_on_different_splits_are_marked_not_comparable(tmp_path):
     summaries = summarise([a, b])
     assert [s.split for s in summaries] == ["reference", "standard"]
     assert [s.label for s in summaries] == ["split=reference", "split=standard"]
-    (line,) = warnings(summaries, [a, b])
+    (line,) = caveats(summaries, [a, b])
     assert "different splits" in line and "reference: a" in line and "standard: b" in line
-    assert warnings(summarise([a, a])) == []
+    assert caveats(summarise([a, a])) == []
 
 
 def test_runs_trained_on_different_data_are_marked_not_comparable(tmp_path):
@@ -232,8 +232,8 @@ def test_runs_trained_on_different_data_are_marked_not_comparable(tmp_path):
         return Run(run.folder, {**run.meta, "data": {"sha256": {"x": digit * 64}}})
 
     a0, a1, b0 = on_data(a, "0"), on_data(a, "1"), on_data(b, "0")
-    assert any("different data" in w for w in warnings(summarise([a0, a1]), [a0, a1]))
-    assert warnings(summarise([a0, b0]), [a0, b0]) == []
+    assert any("different data" in w for w in caveats(summarise([a0, a1]), [a0, a1]))
+    assert caveats(summarise([a0, b0]), [a0, b0]) == []
 
 
 # -- expanding the paths given ---------------------------------------------------------------
