@@ -29,6 +29,7 @@ from .data import data_app
 from .plot import plot_command
 from .predict import predict_command
 from .runs import evaluate_command, replay_command, runs_command
+from .sweep import sweep_command
 from .train import train_command
 from .usage import USAGE_EXIT, plain_help, usage_words
 
@@ -44,6 +45,7 @@ app.command("train")(train_command)
 app.command("replay")(replay_command)
 app.command("evaluate")(evaluate_command)
 app.command("runs")(runs_command)
+app.command("sweep")(sweep_command)
 app.command("plot")(plot_command)
 app.command("compare")(compare_command)
 app.command("predict")(predict_command)

@@ -137,7 +137,7 @@ def grid(base: Config, axes: Mapping[str, Sequence]) -> list[Config]:
         if not values:
             raise GridError(f"{option_name(field)}: no values; list one or more")
         fields[field] = values
-    for field, values in fields.items():  # each value alone, to name it if refused
+    for field, values in fields.items():  # each value as the config takes it, once
         seen: dict[object, object] = {}
         for value in values:
             kind = setting_of(field).kind
@@ -145,7 +145,10 @@ def grid(base: Config, axes: Mapping[str, Sequence]) -> list[Config]:
                 value = parse_value(field, value)
             elif kind is Kind.WIDTHS and isinstance(value, int):
                 value = (value,)  # one hidden layer
-            checked = getattr(_evolved(base, {field: value}), field)
+            try:
+                checked = getattr(_evolved(base, {field: value}), field)
+            except GridError:  # maybe only with the base's other settings: see below
+                checked = value
             if checked in seen:
                 raise GridError(
                     f"{option_name(field)}: {shown_value(checked)} is given twice; "

@@ -130,10 +130,10 @@ def _dataset(data: Path, config: Config) -> Dataset:
 
 
 def differences(run: Run, config: Config) -> list[str]:
-    """The settings in which ``run`` differs from ``config``: ``epochs 30 (not 50)``."""
+    """The settings in which ``run`` differs from ``config``: ``epochs 30 there, 50 here``."""
     return [
-        f"{option_name(f.name)} {shown_value(getattr(run.config, f.name))} "
-        f"(not {shown_value(getattr(config, f.name))})"
+        f"{option_name(f.name)} {shown_value(getattr(run.config, f.name))} there, "
+        f"{shown_value(getattr(config, f.name))} here"
         for f in attrs.fields(Config)
         if getattr(run.config, f.name) != getattr(config, f.name)
     ]
@@ -214,12 +214,21 @@ def attempt(task: Task, wait: float, on_snapshot=None) -> tuple[str, str | None]
 # -- threads -----------------------------------------------------------------------------------
 
 
+def usable_cores() -> int:
+    """The cores this process may use (:func:`purenet._engine.threads.available_cores`),
+    fewer if ``$PURENET_THREADS`` asks for fewer."""
+    cores = available_cores()
+    if os.environ.get(THREADS_VARIABLE, "").strip():
+        cores = min(cores, default_workers())
+    return cores
+
+
 def thread_budget(jobs: int) -> tuple[int, int]:
     """(runs at once, purenet threads of each run) for ``jobs`` runs at once: the cores
     this process may use (its affinity and cgroup quota, and ``$PURENET_THREADS`` if it
     asks for fewer) shared among them, at least one each. Never more runs at once than
     cores: more would only take turns on them."""
-    cores = min(available_cores(), default_workers())
+    cores = usable_cores()
     jobs = max(1, min(jobs, cores))
     return jobs, max(1, cores // jobs)
 
