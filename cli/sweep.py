@@ -29,7 +29,7 @@ from purenet.data_folder import locate, ready
 from purenet.grid import GridError, grid, option_name, parse_axis, run_names
 from purenet.presets import preset_config
 from purenet.runs import Run
-from purenet.sweep import Event, run_sweep, thread_budget, usable_cores
+from purenet.sweep import Event, plan, run_sweep, thread_budget, usable_cores
 
 from .data import download_progress, warn_unverified
 from .progress import TrainingProgress
@@ -106,20 +106,19 @@ def sweep_command(ctx: typer.Context, **options) -> None:
     with reported_errors():
         default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here
         wide_blas_threads()
-    if not quiet:
-        how = (
-            f"on the Dask cluster at {options['scheduler']}"
-            if options["scheduler"]
-            else f"{jobs} at a time"
-            + ("" if jobs == 1 else f", {thread_budget(jobs)[1]} threads each")
-        )
-        typer.echo(f"sweep of {len(configs)} runs into {out}, {how}", err=True)
-    with reported_errors():
         where = locate(options["data"])
+        plan(configs, out, where.path, names)  # refuses a folder holding other settings
         with download_progress(quiet) as downloading:  # once, before any run starts
             data = ready(where, progress=downloading, verify=options["verify"])
     if not options["verify"] and not where.is_cache:
         warn_unverified(where.path)
+    if not quiet:
+        how = (
+            f"on the Dask cluster at {options['scheduler']}"
+            if options["scheduler"]
+            else f"{_count(jobs, 'run')} at a time, {_count(thread_budget(jobs)[1], 'thread')} each"
+        )
+        typer.echo(f"sweep of {_count(len(configs), 'run')} into {out}, {how}", err=True)
     try:
         with reported_errors(), SweepProgress(len(configs), quiet) as progress:
             folders = run_sweep(
@@ -144,8 +143,8 @@ def sweep_command(ctx: typer.Context, **options) -> None:
         compare(folders, out / "compare.png")
 
 
-def _threads(n: int) -> str:
-    return f"{n} thread" if n == 1 else f"{n} threads"
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def compare(folders: list[Path], figure: Path) -> None:
@@ -199,8 +198,9 @@ def _checked_jobs(jobs: int | None, scheduler: str | None) -> int:
     if allowed < jobs:
         cores = usable_cores()
         typer.echo(
-            f"purenet: warning: --jobs {jobs} is more than the {cores} cores this process may "
-            f"use; training {allowed} runs at a time (more would only take turns on the cores)",
+            f"purenet: warning: --jobs {jobs} is more than the {_count(cores, 'core')} this "
+            f"process may use; training {_count(allowed, 'run')} at a time (more would only "
+            "take turns on the cores)",
             err=True,
         )
     return allowed

@@ -170,30 +170,37 @@ def train_run(task: Task, wait: float = WRITER_WAIT_SECONDS, on_snapshot=None) -
     except OSError as exc:
         raise RunError(f"cannot create run folder {folder}: {exc.strerror or exc}") from None
     with writing(folder, wait):
-        if (folder / CONFIG_FILE).exists():
-            run = Run.open(folder)
-            check_same_settings(run, task.config)
-            status = run.status()["status"]
-            if status in DONE:
-                return status
-            check_resumable(run)
-            dataset = _dataset(task.data, task.config)
-            run.check_data(dataset)
-            check_memory(run.config, len(dataset.y_train))
-            start, seconds = prepare_resume(run)
-        else:
-            check_no_run(folder)
-            dataset = _dataset(task.data, task.config)
-            task.config.check_fits(len(dataset.y_train))
-            check_memory(task.config, len(dataset.y_train))
-            try:
-                run = Run.create(
+        made: Run | None = None  # the run, once it is ready to train
+        start, seconds = None, 0.0
+        try:
+            if (folder / CONFIG_FILE).exists():
+                run = Run.open(folder)
+                check_same_settings(run, task.config)
+                status = run.status()["status"]
+                if status in DONE:
+                    return status
+                check_resumable(run)
+                dataset = _dataset(task.data, task.config)
+                run.check_data(dataset)
+                check_memory(run.config, len(dataset.y_train))
+                start, seconds = prepare_resume(run)
+                made = run
+            else:
+                check_no_run(folder)
+                dataset = _dataset(task.data, task.config)
+                task.config.check_fits(len(dataset.y_train))
+                check_memory(task.config, len(dataset.y_train))
+                made = Run.create(
                     folder, task.config, dataset.sha256, task.data, task.keyframe_every
                 )
-            except WriteError as exc:
-                raise RunError(f"{exc}; {exc.remedy(folder)} and run the sweep again") from None
-            start, seconds = None, 0.0
-        return record_training(run, dataset, start, seconds, on_snapshot).status
+            return record_training(made, dataset, start, seconds, on_snapshot).status
+        except KeyboardInterrupt:  # before training began: say so, as training would
+            if made is not None:
+                with contextlib.suppress(PurenetError):
+                    made.mark(INTERRUPTED, start.epoch if start is not None else None)
+            raise
+        except WriteError as exc:
+            raise RunError(f"{exc}; {exc.remedy(folder)} and run the sweep again") from None
 
 
 def attempt(task: Task, wait: float, on_snapshot=None) -> tuple[str, str | None]:

@@ -46,8 +46,13 @@ def main() -> None:
     _idle()
     _die_with(int(sys.argv[1]))
     # Answers go to the real stdout; anything else printed goes to stderr.
-    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
+    with os.fdopen(os.dup(1), "w", encoding="utf-8") as answers:
+        os.dup2(2, 1)
+        serve(answers)
+
+
+def serve(answers) -> None:
+    """Train each task read from stdin and write its answer to ``answers``."""
     from purenet.runs import INTERRUPTED
     from purenet.sweep import attempt, task_from_json
 
