@@ -31,6 +31,7 @@ from purenet.presets import preset_config
 from purenet.runs import Run
 from purenet.sweep import Event, plan, run_sweep, thread_budget, usable_cores
 
+from .compare import report
 from .data import download_progress, warn_unverified
 from .progress import TrainingProgress
 from .train import EXIT_INTERRUPTED, reported_errors, train_command
@@ -148,14 +149,8 @@ def _count(n: int, what: str) -> str:
 
 
 def compare(folders: list[Path], figure: Path) -> None:
-    """The table of the sweep's runs on stdout and their figure in ``figure`` (through
-    ``purenet compare``'s own report)."""
-    try:
-        from .compare import report
-    except ImportError:  # TODO(sweep): remove once `purenet compare` has landed on main
-        for folder in folders:
-            typer.echo(folder)
-        return
+    """The table of the sweep's runs on stdout and their figure in ``figure``, as
+    ``purenet compare`` reports them."""
     report([Run.open(folder) for folder in folders], figure, "table")
 
 

@@ -157,6 +157,10 @@ def test_a_sweep_equals_each_training_alone_and_the_same_command_skips_it(
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert_all_same(out, alone)
+    table = result.stdout.splitlines()
+    for name in NAMES:  # the comparison: a row per run, and the figure
+        assert any(line.startswith(f"{name} ") and "finished" in line for line in table)
+    assert (out / "compare.png").read_bytes().startswith(b"\x89PNG")
     runs = {name: files_of(out / name) for name in NAMES}
     again = run(["sweep", *GRID, "--out", out, "--jobs", 2], tmp_path, mnist_dir)
     assert again.returncode == 0, again.stderr
