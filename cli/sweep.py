@@ -107,12 +107,16 @@ def sweep_command(ctx: typer.Context, **options) -> None:
     with reported_errors():
         default_workers()  # a bad PURENET_THREADS (or PURENET_BLAS_THREADS) fails here
         wide_blas_threads()
-        where = locate(options["data"])
-        plan(configs, out, where.path, names)  # refuses a folder holding other settings
-        with download_progress(quiet) as downloading:  # once, before any run starts
-            data = ready(where, progress=downloading, verify=options["verify"])
-    if not options["verify"] and not where.is_cache:
-        warn_unverified(where.path)
+        data = options["data"]
+        if options["scheduler"] is None:
+            where = locate(data)
+            plan(configs, out, where.path, names)  # refuses a folder of other settings
+            with download_progress(quiet) as downloading:  # once, before any run starts
+                data = ready(where, progress=downloading, verify=options["verify"])
+            if not options["verify"] and not where.is_cache:
+                warn_unverified(where.path)
+        else:  # the workers read it: --data (a folder they all see), else their own
+            plan(configs, out, data, names)
     if not quiet:
         how = (
             f"on the Dask cluster at {options['scheduler']}"
@@ -128,7 +132,7 @@ def sweep_command(ctx: typer.Context, **options) -> None:
                 jobs=jobs,
                 data=data,
                 keyframe_every=options["keyframe_every"],
-                verify=False,  # checked above
+                verify=options["verify"] and options["scheduler"] is not None,
                 scheduler=options["scheduler"],
                 names=names,
                 on_event=progress.update,

@@ -92,8 +92,9 @@ class Task:
     name: str
     folder: Path
     config: Config
-    data: Path  # the MNIST folder, ready to load
+    data: Path | None  # the MNIST folder, ready to load; None: the worker's own
     keyframe_every: int = DEFAULT_KEYFRAME_EVERY
+    verify: bool = False  # check the data where the run trains (on a Dask worker)
 
 
 @attrs.frozen
@@ -119,9 +120,23 @@ class Event:
 _dataset_cache: dict[tuple, Dataset] = {}
 
 
-def _dataset(data: Path, config: Config) -> Dataset:
+_ready_folders: dict[tuple[Path | None, bool], Path] = {}
+
+
+def _data_folder(data: Path | None, verify: bool) -> Path:
+    """``data``, else this process's own (``$PURENET_DATA``, else the download cache),
+    made ready and, with ``verify``, checked (once per process)."""
+    if data is not None and not verify:
+        return data
+    if (data, verify) not in _ready_folders:
+        _ready_folders[data, verify] = ready(locate(data), verify=verify)
+    return _ready_folders[data, verify]
+
+
+def _dataset(data: Path | None, config: Config, verify: bool = False) -> Dataset:
     """The split ``config`` trains on, loaded as ``purenet train`` loads it; the last one
     is kept, so a worker that trains several runs of one split loads it once."""
+    data = _data_folder(data, verify)
     key = (str(data), config.split, config.seed)
     if key not in _dataset_cache:
         _dataset_cache.clear()  # one split in memory at a time
@@ -172,31 +187,38 @@ def train_run(task: Task, wait: float = WRITER_WAIT_SECONDS, on_snapshot=None) -
     with writing(folder, wait):
         made: Run | None = None  # the run, once it is ready to train
         start, seconds = None, 0.0
+        new = not (folder / CONFIG_FILE).exists()
         try:
-            if (folder / CONFIG_FILE).exists():
+            if not new:
                 run = Run.open(folder)
                 check_same_settings(run, task.config)
                 status = run.status()["status"]
                 if status in DONE:
                     return status
                 check_resumable(run)
-                dataset = _dataset(task.data, task.config)
+                dataset = _dataset(task.data, task.config, task.verify)
                 run.check_data(dataset)
                 check_memory(run.config, len(dataset.y_train))
                 start, seconds = prepare_resume(run)
                 made = run
             else:
                 check_no_run(folder)
-                dataset = _dataset(task.data, task.config)
+                dataset = _dataset(task.data, task.config, task.verify)
                 task.config.check_fits(len(dataset.y_train))
                 check_memory(task.config, len(dataset.y_train))
                 made = Run.create(
-                    folder, task.config, dataset.sha256, task.data, task.keyframe_every
+                    folder,
+                    task.config,
+                    dataset.sha256,
+                    _data_folder(task.data, task.verify),
+                    task.keyframe_every,
                 )
             return record_training(made, dataset, start, seconds, on_snapshot).status
         except KeyboardInterrupt:  # before training began: say so, as training would
-            if made is not None:
-                with contextlib.suppress(PurenetError):
+            with contextlib.suppress(PurenetError):
+                if made is None and new and (folder / CONFIG_FILE).exists():
+                    made = Run.open(folder)  # interrupted just as it was made
+                if made is not None:
                     made.mark(INTERRUPTED, start.epoch if start is not None else None)
             raise
         except WriteError as exc:
@@ -254,7 +276,7 @@ def _thread_environment(threads: int) -> dict[str, str]:
 def plan(
     configs: Sequence[Config],
     out: Path,
-    data: Path,
+    data: Path | None,
     names: Sequence[str] | None = None,
     keyframe_every: int = DEFAULT_KEYFRAME_EVERY,
 ) -> list[Task]:
@@ -333,12 +355,16 @@ def run_sweep(
             run in progress has stopped, interrupted and resumable.
     """
     events = on_event or (lambda event: None)
-    where = locate(data)
     folder = Path(out)
-    tasks = plan(configs, folder, where.path, names, keyframe_every)
     if folder.exists() and not folder.is_dir():
         raise SweepError(f"--out {folder} is a file; pass a folder")
-    ready(where, progress=download_progress, verify=verify)
+    if scheduler is None:
+        where = locate(data)
+        tasks = plan(configs, folder, where.path, names, keyframe_every)
+        ready(where, progress=download_progress, verify=verify)
+    else:  # each worker reads data (the given folder, else its own) and checks it
+        tasks = plan(configs, folder, Path(data) if data else None, names, keyframe_every)
+        tasks = [attrs.evolve(task, verify=verify) for task in tasks]
     todo = []
     for task in tasks:
         status = status_of(task.folder)
@@ -412,8 +438,9 @@ def task_to_json(task: Task, wait_seconds: float) -> dict:
         "name": task.name,
         "folder": str(task.folder),
         "config": task.config.to_json(),
-        "data": str(task.data),
+        "data": None if task.data is None else str(task.data),
         "keyframe_every": task.keyframe_every,
+        "verify": task.verify,
         "wait": None if math.isinf(wait_seconds) else wait_seconds,
     }
 
@@ -423,8 +450,9 @@ def task_from_json(value: dict) -> tuple[Task, float]:
         value["name"],
         Path(value["folder"]),
         Config.from_json(value["config"]),
-        Path(value["data"]),
+        None if value["data"] is None else Path(value["data"]),
         value["keyframe_every"],
+        value["verify"],
     )
     return task, math.inf if value["wait"] is None else value["wait"]
 
