@@ -102,7 +102,16 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_run_resumes_bit_identical(
 @pytest.mark.slow
 def test_a_scheduler_that_cannot_be_reached_is_one_line(tmp_path):
     result = run(
-        ["sweep", "--grid", "lr=0.1", "-q", "--out", tmp_path / "o", "--scheduler", "tcp://127.0.0.1:9"],
+        [
+            "sweep",
+            "--grid",
+            "lr=0.1",
+            "-q",
+            "--out",
+            tmp_path / "o",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
         tmp_path,
     )
     line = assert_one_error_line(result)
