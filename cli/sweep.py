@@ -256,7 +256,10 @@ class SweepProgress:
         elif event.kind == "epoch" and self.progress is not None and event.name in self.bars:
             self.progress.update(self.bars[event.name], completed=event.epoch)
         elif event.kind == "waiting":
-            self.say(f"{event.name}: {event.message}; waiting for it")
+            self.say(
+                f"{event.name}: another purenet process is writing this run; it is taken "
+                "up last, once that process has ended"
+            )
         elif event.kind == "ended":
             if self.progress is not None and event.name in self.bars:
                 self.progress.remove_task(self.bars.pop(event.name))

@@ -17,6 +17,7 @@ from test_train import synthetic
 from test_writer import assert_same_run, files_of
 
 from purenet.config import Config
+from purenet.runlock import writing
 from purenet.runs import Run
 
 LRS, HIDDEN = ("0.05", "0.5"), ("4", "8")
@@ -244,3 +245,27 @@ def test_ctrl_c_or_sigterm_stops_every_run_cleanly_and_resumably(
     assert result.returncode == 0, result.stderr
     assert_all_same(out, alone)
     assert json.loads((out / NAMES[0] / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_a_run_another_process_writes_is_taken_up_last_once_its_writer_ends(
+    mnist_dir, alone, tmp_path
+):
+    out = tmp_path / "sweep"
+    held = out / NAMES[0]
+    held.mkdir(parents=True)
+    with writing(held):  # this test process is that run's writer for a while
+        process = start(["sweep", *GRID, "--out", out, "--jobs", 2], tmp_path, mnist_dir)
+        others = [out / name / "status.json" for name in NAMES[1:]]
+
+        def finished(status) -> bool:
+            return status.is_file() and '"finished"' in status.read_text()
+
+        wait_until(lambda: all(finished(s) for s in others) or process.poll() is not None)
+        time.sleep(0.5)
+        assert process.poll() is None  # it waits for the run it could not take
+        assert not (held / "config.json").exists()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert f"{NAMES[0]}: another purenet process is writing this run; it is taken up last" in stderr
+    assert_all_same(out, alone)
