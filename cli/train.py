@@ -168,6 +168,8 @@ def train_command(
     shift: Annotated[MaybeInt, setting("shift")] = None,
     rotate: Annotated[MaybeFloat, setting("rotate")] = None,
     scale: Annotated[MaybeFloat, setting("scale")] = None,
+    elastic_alpha: Annotated[MaybeFloat, setting("elastic_alpha")] = None,
+    elastic_sigma: Annotated[MaybeFloat, setting("elastic_sigma")] = None,
     validation: Annotated[MaybeInt, setting("validation")] = None,
     patience: Annotated[MaybeInt, setting("patience")] = None,
     data: DataOption = None,

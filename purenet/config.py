@@ -143,6 +143,20 @@ class Config:
         Kind.NUMBER,
         Interval(0, 0.5, high_open=True),
     )
+    elastic_alpha: float = setting(
+        0.0,
+        "Elastic distortions of training images: the strength (alpha) of a random "
+        "displacement field, in pixels before smoothing; 0 (off) or e.g. 34.",
+        Kind.NUMBER,
+        Interval(0, 100),
+    )
+    elastic_sigma: float = setting(
+        4.0,
+        "Elastic distortions: the width (sigma) in pixels of the Gaussian that smooths "
+        "the displacement field.",
+        Kind.NUMBER,
+        Interval(0.5, 10),
+    )
     validation: int = setting(
         0,
         "Training samples held out to validate on (never the test set).",
@@ -175,7 +189,7 @@ class Config:
 
     @property
     def augmenting(self) -> bool:
-        return self.shift > 0 or self.rotate > 0 or self.scale > 0
+        return self.shift > 0 or self.rotate > 0 or self.scale > 0 or self.elastic_alpha > 0
 
     @property
     def stochastic(self) -> bool:

@@ -20,3 +20,4 @@ class Stream(enum.IntEnum):
     DROPOUT = 4  # the dropout masks of each batch
     AUGMENT = 5  # the distortions of each batch's images
     VALID = 6  # which training samples are held out for validation
+    ELASTIC = 7  # the elastic displacement fields of each batch's images

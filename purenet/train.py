@@ -243,8 +243,16 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
             xb = x if len(rows) == m and config.full_batch else x[rows]
             yb = y[rows]
             if config.augmenting:
-                key = (config.seed, Stream.AUGMENT, epoch, b)
-                xb = augment(xb, key, config.shift, config.rotate, config.scale)
+                xb = augment(
+                    xb,
+                    (config.seed, Stream.AUGMENT, epoch, b),
+                    config.shift,
+                    config.rotate,
+                    config.scale,
+                    config.elastic_alpha,
+                    config.elastic_sigma,
+                    (config.seed, Stream.ELASTIC, epoch, b),
+                )
             dropout_key = (config.seed, Stream.DROPOUT, epoch, b)
             state, metrics = step(
                 state, xb, yb, optimizer, dropout=config.dropout, dropout_key=dropout_key

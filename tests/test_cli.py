@@ -213,6 +213,8 @@ BAD_OPTIONS = [
     ["--dropout", "-0.1"],
     ["--momentum", "1"],
     ["--shift", "9"],
+    ["--elastic-alpha", "101"],
+    ["--elastic-sigma", "0"],
     ["--validation", "63000"],
     ["--patience", "3"],  # early stopping without a validation set
 ]
@@ -273,6 +275,27 @@ def test_a_run_replays_bit_for_bit_on_one_thread(tmp_path, mnist_dir):
     result = run(["replay", folder, "--epoch", "3"], tmp_path, mnist_dir, env)
     assert result.returncode == 0, result.stderr
     assert "matches the recorded row bit for bit" in result.stdout
+
+
+@pytest.mark.slow
+def test_an_elastic_run_records_its_distortions_and_replays_bit_for_bit(tmp_path, mnist_dir):
+    """--elastic-alpha/--elastic-sigma reach the run's config, and the distorted batches
+    are drawn again exactly on replay (here on one thread)."""
+    options = ["--hidden", "16", "--batch-size", "2000", "--epochs", "2", "--rotate", "5"]
+    elastic = ["--elastic-alpha", "30", "--elastic-sigma", "5"]
+    folder = trained_run(tmp_path / "run", mnist_dir, *options, *elastic)
+    config = json.loads((folder / "config.json").read_text())["config"]
+    assert (config["elastic_alpha"], config["elastic_sigma"]) == (30, 5)
+    env = {"PURENET_THREADS": "1"}
+    result = run(["replay", folder, "--epoch", "2"], tmp_path, mnist_dir, env)
+    assert result.returncode == 0, result.stderr
+    assert "matches the recorded row bit for bit" in result.stdout
+    plain = trained_run(tmp_path / "plain", mnist_dir, *options)
+
+    def losses(run: Path) -> list[str]:  # the train loss column, after epoch 0
+        return [line.split(",")[1] for line in (run / "metrics.csv").read_text().splitlines()[2:]]
+
+    assert losses(folder) != losses(plain)
 
 
 def truncated_gzip(source: Path) -> bytes:

@@ -50,6 +50,11 @@ def test_every_setting_declares_its_help_and_the_numbers_their_bounds():
         ("shift", 9),
         ("rotate", 46),
         ("scale", 0.5),
+        ("elastic_alpha", -1),
+        ("elastic_alpha", 101),
+        ("elastic_alpha", float("nan")),
+        ("elastic_sigma", 0.4),
+        ("elastic_sigma", 11),
         ("validation", -1),
         ("patience", 0),
     ],
@@ -64,6 +69,16 @@ def test_a_value_out_of_bounds_is_refused_naming_its_field(field, value):
 def test_the_bounds_edges_are_allowed():
     config = Config(dropout=0.999, scale=0.499, shift=8, rotate=45, step_gamma=1, momentum=0)
     assert config.dropout == 0.999 and config.scale == 0.499
+
+
+def test_elastic_distortions_are_off_by_default_and_in_runs_written_before_them():
+    assert Config().elastic_alpha == 0 and not Config().augmenting
+    written_by_0_5 = {"hidden": [512], "shift": 2, "rotate": 10, "batch_size": 128}
+    config = Config.from_json(written_by_0_5)
+    assert config.elastic_alpha == 0 and config.elastic_sigma == 4
+    elastic = Config(elastic_alpha=34, elastic_sigma=5, batch_size=8)
+    assert elastic.augmenting and elastic.stochastic
+    assert Config.from_json(elastic.to_json()) == elastic
 
 
 def test_patience_needs_a_validation_set():

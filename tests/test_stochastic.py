@@ -23,6 +23,14 @@ STOCHASTIC = {
     "minibatch": {"batch_size": 16, "optimizer": "momentum", "schedule": "cosine"},
     "dropout": {"batch_size": 16, "dropout": 0.3, "optimizer": "adam", "lr": 0.01},
     "augment": {"batch_size": 20, "shift": 2, "rotate": 10, "scale": 0.1},
+    "elastic": {
+        "batch_size": 20,
+        "shift": 1,
+        "rotate": 10,
+        "elastic_alpha": 20,
+        "elastic_sigma": 3,
+    },
+    "elastic-shift": {"batch_size": 16, "shift": 2, "elastic_alpha": 34, "dropout": 0.2},
     "fullbatch-dropout": {"dropout": 0.2, "weight_decay": 1e-3},
     "validation": {"batch_size": 16, "validation": 12, "optimizer": "momentum", "nesterov": True},
 }
