@@ -561,3 +561,24 @@ def inputs_figure(
         )
     fig.suptitle(title, fontsize=11)
     return fig
+
+
+def distortions_figure(
+    rows: Sequence[tuple[str, np.ndarray]], title: str = "training images, distorted"
+) -> Figure:
+    """A grid of digits: one row per ``(label, images)`` pair, images (n, 784) in [0, 1],
+    the label on the row's left. Every row shows the same number of images (the first
+    row's), e.g. some training digits, then the same digits as distortions change them.
+    """
+    n = len(rows[0][1])
+    fig = Figure(figsize=(0.9 * n + 1.6, 0.95 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[c].reshape(SIDE, SIDE), cmap=DIGIT_CMAP, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    return fig

@@ -220,6 +220,23 @@ def epoch_order(config: Config, m: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([config.seed, Stream.ORDER, epoch]).permutation(m)
 
 
+def distort_batch(config: Config, x: np.ndarray, epoch: int, batch: int) -> np.ndarray:
+    """Batch ``batch`` of epoch ``epoch`` (0-based), ``x`` (B, 784), as training sees it:
+    with the config's shifts, affine maps and elastic distortions, drawn from the keys
+    ``(seed, AUGMENT, epoch, batch)`` and ``(seed, ELASTIC, epoch, batch)``. ``x`` itself
+    when the config distorts nothing."""
+    return augment(
+        x,
+        (config.seed, Stream.AUGMENT, epoch, batch),
+        config.shift,
+        config.rotate,
+        config.scale,
+        config.elastic_alpha,
+        config.elastic_sigma,
+        (config.seed, Stream.ELASTIC, epoch, batch),
+    )
+
+
 def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
     x, y = arrays.x_train, arrays.y_train
     m = len(y)
@@ -243,16 +260,7 @@ def _stochastic_fold(config, data, arrays, state) -> Iterator[Snapshot]:
             xb = x if len(rows) == m and config.full_batch else x[rows]
             yb = y[rows]
             if config.augmenting:
-                xb = augment(
-                    xb,
-                    (config.seed, Stream.AUGMENT, epoch, b),
-                    config.shift,
-                    config.rotate,
-                    config.scale,
-                    config.elastic_alpha,
-                    config.elastic_sigma,
-                    (config.seed, Stream.ELASTIC, epoch, b),
-                )
+                xb = distort_batch(config, xb, epoch, b)
             dropout_key = (config.seed, Stream.DROPOUT, epoch, b)
             state, metrics = step(
                 state, xb, yb, optimizer, dropout=config.dropout, dropout_key=dropout_key

@@ -23,6 +23,7 @@ from purenet.network import forward
 from purenet.plot import (
     SIDE,
     confusion_figure,
+    distortions_figure,
     epoch_figures,
     figure_title,
     misclassified,
@@ -448,3 +449,15 @@ def test_help_of_the_new_commands(tmp_path):
         assert f"Usage: purenet {' '.join(command)}" in result.stdout
         for option in options:
             assert option in result.stdout
+
+
+def test_the_distortions_figure_shows_each_row_of_digits_under_its_label():
+    rng = np.random.default_rng(0)
+    rows = [("original", rng.random((4, 784))), ("elastic", rng.random((4, 784)))]
+    fig = distortions_figure(rows, "some digits")
+    axes = fig.get_axes()
+    assert len(axes) == 8
+    assert [axes[0].get_ylabel(), axes[4].get_ylabel()] == ["original", "elastic"]
+    shown = axes[5].get_images()[0].get_array()
+    assert np.array_equal(shown, rows[1][1][1].reshape(28, 28))
+    assert fig.get_suptitle() == "some digits"
