@@ -44,6 +44,7 @@ from purenet.sweep import (
     SweepError,
     Task,
     attempt,
+    cost,
     task_from_json,
     task_to_json,
     usable_cores,
@@ -119,6 +120,7 @@ def run_on_dask(
                 stop_name,
                 key=f"purenet-{task.name}-{uuid.uuid4().hex[:8]}",
                 pure=False,
+                priority=cost(task),  # the longest runs first
             ): task
             for task in tasks
         }

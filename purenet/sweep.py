@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -423,6 +424,13 @@ class _Worker:
         self.process.stdin.flush()
         self.task = task
 
+    def share(self, threads: int) -> None:
+        """Let its run use ``threads`` threads from its next batch on (the thread count
+        never changes a result's bits)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.process.stdin.write(json.dumps({"threads": threads}) + "\n")
+            self.process.stdin.flush()
+
     def answer(self) -> tuple[str, str | None]:
         """Its answer to the task it was given: (status, message)."""
         line = self.process.stdout.readline()
@@ -457,6 +465,13 @@ def task_from_json(value: dict) -> tuple[Task, float]:
     return task, math.inf if value["wait"] is None else value["wait"]
 
 
+def cost(task: Task) -> int:
+    """A run's work, roughly: its epochs times its network's weights. The longest runs go
+    first (when the last runs of a sweep have cores to spare, they are the short ones)."""
+    sizes = task.config.sizes
+    return task.config.epochs * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
 def _run_here(
     tasks: Sequence[Task], jobs: int, events: Callable[[Event], None]
 ) -> dict[str, tuple[str, str | None]]:
@@ -467,7 +482,7 @@ def _run_here(
     jobs, threads = thread_budget(jobs)
     environment = _thread_environment(threads)
     queue: collections.deque[tuple[Task, float]] = collections.deque(
-        (task, WRITER_WAIT_SECONDS) for task in tasks
+        (task, WRITER_WAIT_SECONDS) for task in sorted(tasks, key=cost, reverse=True)
     )
     put_aside: collections.deque[Task] = collections.deque()
     workers: list[_Worker] = []
@@ -503,7 +518,15 @@ def _run_here(
                 watch([task], seen, events)
                 results[task.name] = (status, message)
                 events(Event("ended", task.name, status=status, message=message))
-            watch([w.task for w in workers if w.task is not None], seen, events)
+            working = [w for w in workers if w.task is not None]
+            if working and not queue and not put_aside and len(working) < jobs:
+                # the sweep's last runs: the cores of the idle workers go to them
+                more = max(1, usable_cores() // len(working))
+                if more > threads:
+                    threads = more
+                    for worker in working:
+                        worker.share(threads)
+            watch([w.task for w in working], seen, events)
     except BaseException:
         _stop(workers, signal.SIGINT)
         raise

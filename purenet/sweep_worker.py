@@ -3,7 +3,8 @@
 It reads tasks from stdin, one line of JSON each (see :func:`purenet.sweep.task_to_json`),
 trains each run (:func:`purenet.sweep.attempt`) and answers one line of JSON on stdout,
 ``{"status": ..., "message": ...}``; ``null`` or the end of stdin ends it. Its threads are
-capped by the environment its sweep gives it (``PURENET_THREADS``).
+capped by the environment its sweep gives it (``PURENET_THREADS``), and raised by a line
+``{"threads": N}`` when the sweep's other runs have ended and their cores are free.
 
 Signals: between runs Ctrl-C is ignored (the sweep decides) and SIGTERM ends it at once.
 During a run, the first Ctrl-C or SIGTERM interrupts the run cleanly (a keyframe, its
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sys
+import threading
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -51,13 +54,31 @@ def main() -> None:
         serve(answers)
 
 
+def _read(messages: queue.Queue) -> None:
+    """Read stdin: a task (or None) goes to ``messages``; ``{"threads": N}`` gives the run
+    in progress N threads from its next batch on (its sweep's other runs have ended)."""
+    from purenet._engine.threads import THREADS_VARIABLE
+
+    for line in sys.stdin:
+        value = json.loads(line)
+        if isinstance(value, dict) and set(value) == {"threads"}:
+            os.environ[THREADS_VARIABLE] = str(value["threads"])
+            continue
+        messages.put(value)
+        if value is None:
+            return
+    messages.put(None)
+
+
 def serve(answers) -> None:
     """Train each task read from stdin and write its answer to ``answers``."""
     from purenet.runs import INTERRUPTED
     from purenet.sweep import attempt, task_from_json
 
-    for line in sys.stdin:
-        value = json.loads(line)
+    messages: queue.Queue = queue.Queue()
+    threading.Thread(target=_read, args=(messages,), daemon=True).start()
+    while True:
+        value = messages.get()
         if value is None:
             return
         task, wait = task_from_json(value)
