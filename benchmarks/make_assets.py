@@ -1,7 +1,7 @@
 """Regenerate the reference run's assets from the current code.
 
     python benchmarks/make_assets.py [--data DIR] [--run DIR] [--compare-runs DIR]
-                                     [--only metrics|figures|compare-lr]
+                                     [--only metrics|figures|compare-lr|distortions]
 
 Trains the reference experiment (the defaults of ``purenet train``, seed 0, 2,500 epochs,
 about 100 s on the project's 2-core machine) with the installed ``purenet`` command, then
@@ -16,12 +16,16 @@ writes what the README shows:
   pictures in ``assets/digits`` beside the 28x28 inputs the network reads;
 - ``assets/compare-lr.png``: ``purenet compare`` of the reference network trained for
   :data:`COMPARE_EPOCHS` epochs at the learning rates :data:`COMPARE_LRS` (about 15 s
-  each), written alone with ``--only compare-lr`` (no reference run is trained then).
+  each), written alone with ``--only compare-lr`` (no reference run is trained then);
+- ``assets/distortions.png`` (nothing is trained for it): the first training digits of
+  the standard split and the same digits as the ``record`` preset's distortions change
+  them (:func:`purenet.plot.distortions_figure`), with the draws its training makes for
+  the first images of its first batch; written alone with ``--only distortions``.
 
 ``--run DIR`` keeps the run in DIR, or reuses the finished reference run already there (so
 the figures can be redrawn without training again); without it the run goes to a
 temporary folder; ``--compare-runs DIR`` does the same for the learning-rate runs.
-``--only`` writes one of the three groups. Run it whenever the recorded
+``--only`` writes one of the four groups. Run it whenever the recorded
 numbers change (``tests/test_assets.py`` fails then), and update the README's reference
 table and times from what it prints (and the own-digits output it prints).
 """
@@ -36,8 +40,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import attrs
+
 from purenet.config import Config
+from purenet.data_folder import load_from, locate
+from purenet.plot import distortions_figure, save_figure
+from purenet.presets import preset_config
 from purenet.runs import Run
+from purenet.train import distort_batch
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
@@ -120,18 +130,48 @@ def write_compare_lr(folder: Path, data: list[str]) -> None:
     print(purenet("compare", *runs, "--out", ASSETS / "compare-lr.png"), end="")
 
 
+def write_distortions(data: str | None, n: int = 10) -> None:
+    """assets/distortions.png: ``n`` training digits, each distortion of the ``record``
+    preset alone, and all of them together as two epochs of its training draw them."""
+    config = preset_config("record")
+    dataset = load_from(locate(Path(data) if data else None), "standard", config.seed)
+    x = dataset.x_train[:n]
+    affine = attrs.evolve(config, elastic_alpha=0.0)
+    elastic = attrs.evolve(config, shift=0, rotate=0.0, scale=0.0)
+    affine_label = (
+        f"affine\n(rotate {config.rotate:g} deg,\nscale {config.scale:g}, shift {config.shift})"
+    )
+    elastic_label = f"elastic\n(alpha {config.elastic_alpha:g},\nsigma {config.elastic_sigma:g})"
+    rows = [
+        ("original", x),
+        (affine_label, distort_batch(affine, x, 0, 0)),
+        (elastic_label, distort_batch(elastic, x, 0, 0)),
+        ("both, epoch 1", distort_batch(config, x, 0, 0)),
+        ("both, epoch 2", distort_batch(config, x, 1, 0)),
+    ]
+    title = "the record preset's distortions of the first training digits (drawn afresh each epoch)"
+    save_figure(distortions_figure(rows, title), ASSETS / "distortions.png")
+    print("assets/distortions.png written")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="the MNIST folder (default: as purenet finds it)")
     parser.add_argument("--run", type=Path, help="keep (or reuse) the reference run here")
     parser.add_argument(
-        "--only", choices=["metrics", "figures", "compare-lr"], help="write one group only"
+        "--only",
+        choices=["metrics", "figures", "compare-lr", "distortions"],
+        help="write one group only",
     )
     parser.add_argument(
         "--compare-runs", type=Path, help="keep (or reuse) the learning-rate runs here"
     )
     args = parser.parse_args()
     data = ["--data", args.data] if args.data else []
+    if args.only in (None, "distortions"):
+        write_distortions(args.data)
+    if args.only == "distortions":
+        return
     with tempfile.TemporaryDirectory(prefix="purenet-assets-") as scratch:
         if args.only in (None, "compare-lr"):
             write_compare_lr(args.compare_runs or Path(scratch) / "compare-lr", data)

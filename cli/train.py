@@ -186,7 +186,8 @@ def train_command(
     The defaults (--preset reference, each option shows its own) are the reference
     experiment: one small hidden ReLU layer trained by full-batch gradient descent.
     --preset fast and --preset best go much further (about 98% and 99% on the standard
-    test set). The run folder gets config.json, metrics.csv (a row per epoch),
+    test set), and --preset record, with elastic distortions, about 99.4% in about ten
+    minutes of CPU time. The run folder gets config.json, metrics.csv (a row per epoch),
     snapshots/ (params every K epochs), figure.png and status.json. It uses every core;
     PURENET_THREADS=N caps that (the results are the same).
     """

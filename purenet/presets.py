@@ -14,6 +14,7 @@ class Preset(str, enum.Enum):
     REFERENCE = "reference"
     FAST = "fast"
     BEST = "best"
+    RECORD = "record"
 
 
 # About 98% on the standard test set in well under 30 s on two cores.
@@ -36,6 +37,22 @@ PRESETS: dict[str, dict] = {
     # About 99% in under two minutes: the fast recipe with dropout and random shifts,
     # trained for longer.
     Preset.BEST.value: {**_FAST, "dropout": 0.2, "shift": 2, "epochs": 80},
+    # 99.43% at its final epoch with seed 0 (99.35% with seed 1) on the standard test set:
+    # two hidden layers of 1024, no dropout, random affine maps and elastic distortions
+    # drawn afresh for every batch, 40 epochs. Measured on the project's 2-core machine:
+    # about 620 s of CPU time (user + system) for the whole run, so about ten minutes
+    # when it has the machine to itself; 27-29 minutes of wall time while five to nine
+    # other jobs shared the two cores.
+    Preset.RECORD.value: {
+        **_FAST,
+        "hidden": (1024, 1024),
+        "shift": 2,
+        "rotate": 10.0,
+        "scale": 0.1,
+        "elastic_alpha": 34.0,
+        "elastic_sigma": 6.0,
+        "epochs": 40,
+    },
 }
 
 
