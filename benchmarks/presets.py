@@ -65,6 +65,7 @@ def main() -> None:
         default="this",
         help="this process's OpenBLAS kernel family, or both families",
     )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data is None:
         parser.error("pass --data DIR or set PURENET_DATA")
@@ -94,9 +95,12 @@ def main() -> None:
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if plan.child_env is not None:
         command = [sys.executable, __file__, "--data", str(args.data), "--only", args.only]
+        command.append("--child")  # the child prints its table only
         code = bench_kernels.run_child(command + ["--quick"] * args.quick, plan.child_env)
         if code != 0:
             print(f"the child process {bench_kernels.exit_text(code)}: its figures are missing")
+    if args.child:
+        return
     print("presets:")
     for name in PRESETS:
         print(f"  {name}: {describe(name)}")
