@@ -34,6 +34,20 @@ def environment(data: Path | None) -> dict[str, str]:
     return env
 
 
+def start(args, cwd: Path, data: Path | None, **popen) -> subprocess.Popen:
+    """The installed ``purenet`` with ``args``, started in ``cwd`` on ``data`` and not
+    waited for; its output is piped as text."""
+    return subprocess.Popen(
+        [str(PURENET), *map(str, args)],
+        cwd=cwd,
+        env=environment(data),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
 def run(
     args, cwd: Path, data: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import PURENET, environment, run
+from cli_helpers import run, start
 from test_train import synthetic
 from test_writer import assert_same_run, files_of
 
@@ -24,18 +23,6 @@ LRS, HIDDEN = ("0.05", "0.5"), ("4", "8")
 OPTIONS = ["--epochs", 6, "--keyframe-every", 2]
 GRID = ["--grid", f"lr={','.join(LRS)}", "--grid", f"hidden={','.join(HIDDEN)}", *OPTIONS]
 NAMES = [f"lr={lr},hidden={h}" for lr in LRS for h in HIDDEN]
-
-
-def start(args, cwd: Path, data: Path, **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(PURENET), *map(str, args)],
-        cwd=cwd,
-        env=environment(data),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
 
 
 def children(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import PURENET, assert_one_error_line, environment, run
+from cli_helpers import assert_one_error_line, environment, run, start
 
 from purenet.runlock import writing
 from purenet.runs import Run
@@ -70,17 +70,6 @@ def killed_at(point: str, how: str, nth: int, args, cwd: Path, data: Path):
         text=True,
         timeout=120,
         check=False,
-    )
-
-
-def start(args, cwd: Path, data: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(PURENET), *map(str, args)],
-        cwd=cwd,
-        env=environment(data),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
 
