@@ -127,7 +127,10 @@ def test_two_trainings_into_one_new_folder_started_together_leave_one_intact_run
         (_, (_, stderr)) = next(r for r in results if r[0] == 1)
         lines = stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("purenet: error: "), stderr
-        assert str(folder) in lines[0] and "another purenet process" in lines[0]
+        # The loser is refused by the lock while the winner trains; on a quiet machine the
+        # short winner can finish before the loser has started, which then finds a run.
+        refusals = ("another purenet process", "already holds a run")
+        assert str(folder) in lines[0] and any(r in lines[0] for r in refusals), lines[0]
         assert_same_run(folder, whole)
     assert run(["replay", folder], tmp_path, data=mnist_dir).returncode == 0
 
