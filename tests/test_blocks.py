@@ -127,6 +127,27 @@ def test_thread_count_never_changes_a_bit(block_rows):
     assert dropped[0] == dropped[1] and dropped[0] != one
 
 
+def test_a_wide_network_gives_its_threads_blocks_or_chunks_with_the_same_bits():
+    """A full batch of a wide network runs its blocks on the threads (hidden 128 took
+    no gain from a second thread when the threads shared its single column chunk); with
+    fewer blocks than threads they share the chunks instead. Same bits either way."""
+    rng = np.random.default_rng(4)
+    params = init_params((784, 600, 10), seed=2)  # two column chunks
+    x = rng.random((300, 784), dtype=np.float32)
+    x[:, :200] = 0  # blank columns, dropped block by block
+    y = rng.integers(0, 10, 300)
+    shapes = [(784, 600), (600, 10)]
+    on_blocks = blocks.plan(300, shapes, block_rows=64, workers=3)
+    assert on_blocks.wide[0] and on_blocks.workers == 3 and on_blocks.product_workers == 1
+    on_chunks = blocks.plan(300, shapes, block_rows=128, workers=4)  # 3 blocks, 4 threads
+    assert on_chunks.workers == 1 and on_chunks.product_workers == 4
+    for block_rows in (64, 128):
+        one = value_and_grads(params, x, y, block_rows=block_rows, workers=1)
+        for workers in (2, 3, 4):
+            assert value_and_grads(params, x, y, block_rows=block_rows, workers=workers) == one
+            assert evaluate(params, x, y, block_rows, workers) == one[0]
+
+
 def test_tiled_blocks_compute_the_same_gradient_as_float64_in_one_piece():
     params, x, y = _reference_shaped_problem()
     metrics, g = value_and_grads(params, x, y, block_rows=224, workers=2)

@@ -18,9 +18,10 @@ the work: a product of a 112-row tile with a 784 x 10 matrix measured 30-45% fas
 row here than one product over 1,024 rows.
 
 Every product runs on one BLAS thread; parallelism comes from purenet's threads (see
-:mod:`purenet._engine.threads`): they run the blocks of a network whose products are
-small, and, when a layer is too wide to tile (784 x 512), the column chunks of its
-products instead (:func:`wide_product`), the blocks then running in turn.
+:mod:`purenet._engine.threads`): they run the blocks, as long as there are at least as
+many blocks as threads. A mini-batch of 128 is a single block; when one of its layers is
+too wide to tile (784 x 512), the threads share the column chunks of that layer's
+products instead (:func:`wide_product`).
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class Plan:
         wide: per layer, whether its products are cut by output columns over
             ``product_workers`` threads (:func:`wide_product`).
         workers: purenet threads that run blocks (BLAS itself runs on one thread; see
-            :mod:`purenet._engine.threads`); 1 when a layer is wide.
-        product_workers: threads for each wide product; 1 when no layer is wide.
+            :mod:`purenet._engine.threads`); 1 when the threads share a wide layer's
+            products instead.
+        product_workers: threads for each wide product; 1 when the threads run blocks.
         blas_threads: BLAS threads for each wide product (1 unless
             ``$PURENET_BLAS_THREADS`` opts in, see
             :func:`purenet._engine.threads.wide_blas_threads`).
@@ -104,8 +106,9 @@ def plan(
     ``block_rows`` overrides the block size (default: :func:`default_block_rows`),
     ``workers`` the number of threads (default:
     :func:`purenet._engine.threads.default_workers`). They run the blocks, or, when a layer
-    is wide, the column chunks of its products (a mini-batch of 128 is one block, and the
-    products are where its time goes). ``workers`` never changes a result;
+    is wide and there are fewer blocks than threads, the column chunks of its products (a
+    mini-batch of 128 is one block, and the products are where its time goes). ``workers``
+    never changes a result;
     ``block_rows`` decides the order of float additions.
     """
     tiles = tuple(tile_rows(n_in, n_out) for n_in, n_out in shapes)
@@ -116,9 +119,15 @@ def plan(
         raise ValueError(f"block_rows must be >= 1, not {block_rows}")
     blocks = tuple(slice(start, min(start + block_rows, m)) for start in range(0, m, block_rows))
     threads = max(1, default_workers() if workers is None else workers)
-    if any(is_wide):  # one level of threads only: blocks in turn, products in chunks
-        return Plan(blocks, tiles, is_wide, 1, threads, wide_blas_threads())
-    return Plan(blocks, tiles, is_wide, max(1, min(threads, len(blocks))), 1)
+    blas = wide_blas_threads() if any(is_wide) else 1
+    # One level of threads only. A wide layer's products are cut into column chunks for
+    # the threads when there are too few blocks to share (a mini-batch is one block), or
+    # when BLAS has threads of its own; otherwise the blocks go to the threads and each
+    # block's chunks are multiplied in turn. The chunks are the same either way, so the
+    # bits are too.
+    if any(is_wide) and (len(blocks) < threads or blas > 1):
+        return Plan(blocks, tiles, is_wide, 1, threads, blas)
+    return Plan(blocks, tiles, is_wide, max(1, min(threads, len(blocks))), 1, blas)
 
 
 def block_rows_of(x: np.ndarray, rows: slice, plan: Plan) -> np.ndarray:
