@@ -115,3 +115,31 @@ def test_blas_threads_for_wide_layers_are_an_opt_in_that_runs_is_recorded(monkey
     monkeypatch.setenv(threads.BLAS_THREADS_VARIABLE, "zero")
     with pytest.raises(ConfigError, match="PURENET_BLAS_THREADS"):
         threads.wide_blas_threads()
+
+
+def test_run_tasks_does_not_wait_for_a_worker_that_never_starts():
+    """On a busy machine a worker thread may get no core for a while: the calling thread
+    then runs every task itself and returns, without waiting for that worker to wake."""
+    import threading
+
+    pool = threads._executor(1)
+    size = threads._pool[1]
+    release = threading.Event()
+    blockers = [pool.submit(release.wait) for _ in range(size)]  # every worker is taken
+    finished = threading.Event()
+    results = []
+
+    def call() -> None:
+        results.append(threads.run_tasks([lambda i=i: i + 1 for i in range(4)], workers=2))
+        finished.set()
+
+    caller = threading.Thread(target=call)
+    try:
+        caller.start()
+        assert finished.wait(10), "run_tasks waited for a worker that had claimed nothing"
+        assert results == [[1, 2, 3, 4]]
+    finally:
+        release.set()
+        caller.join(10)
+        for blocker in blockers:
+            blocker.result(10)
