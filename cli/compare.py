@@ -18,6 +18,7 @@ import attrs
 import typer
 
 from purenet.compare import (
+    FIGURE_FORMATS,
     Entry,
     Summary,
     caveats,
@@ -29,8 +30,6 @@ from purenet.compare import (
     summarise,
 )
 from purenet.errors import PurenetError
-from purenet.plot_compare import FORMATS as FIGURE_FORMATS
-from purenet.plot_compare import compare_figure, save_compare_figure
 from purenet.runs import Run
 
 from .common import check_output, fail
@@ -153,6 +152,8 @@ def report(runs: Sequence[Entry], out: Path | None, fmt: str = "table") -> None:
     if out is not None and not any(isinstance(r, Run) for r in runs):
         typer.echo("purenet: warning: no run could be read: no figure written", err=True)
     elif out is not None:
+        from purenet.plot_compare import compare_figure, save_compare_figure  # loads matplotlib
+
         save_compare_figure(compare_figure(runs), out)
         typer.echo(f"figure written to {out}", err=fmt != "table")
 

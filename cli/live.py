@@ -16,15 +16,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import matplotlib
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from purenet.errors import PurenetError
 from purenet.history import History, Row
-from purenet.plot import draw_training, figure_title, save_figure, training_figure
 from purenet.runs import LIVE_FILE, Run
+from purenet.titles import figure_title
 from purenet.train import Snapshot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Interactive backends that open a window, in the order matplotlib tries them.
 WINDOW_BACKENDS = ("macosx", "qtagg", "gtk4agg", "gtk3agg", "tkagg", "wxagg")
@@ -47,6 +48,8 @@ def display_available() -> bool:
 def configured_backend() -> str | None:
     """The backend set by ``MPLBACKEND`` or matplotlibrc, or None when matplotlib would
     choose one itself (read without resolving it, so pyplot is not touched)."""
+    import matplotlib
+
     try:
         name = matplotlib.get_backend(auto_select=False)  # matplotlib >= 3.10
     except TypeError:
@@ -132,6 +135,8 @@ class LiveView:
         """Draw the figure of every row so far (unless the view has stopped)."""
         if not self.active or not self.rows:
             return
+        from purenet.plot import draw_training, save_figure, training_figure  # loads matplotlib
+
         history = History.from_rows(self.rows)
         try:
             if self.window is not None:

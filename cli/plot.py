@@ -9,8 +9,8 @@ import typer
 
 from purenet.errors import PurenetError
 from purenet.history import History
-from purenet.plot import epoch_figures, figure_title, save_figure
 from purenet.replay import describe_mismatch
+from purenet.titles import figure_title
 
 from .common import DataOption, ResultEpochOption, RunArgument, check_output, fail
 from .runs import rebuilt_epoch
@@ -49,6 +49,8 @@ def plot_command(
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PurenetError(f"cannot create {folder}: {exc.strerror or exc}") from None
+        from purenet.plot import epoch_figures, save_figure  # loads matplotlib
+
         figures = epoch_figures(
             History.from_rows(rows[: snapshot.epoch + 1]),
             snapshot.params,

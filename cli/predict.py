@@ -14,7 +14,6 @@ from purenet.digit_count import digits_side_by_side
 from purenet.errors import PurenetError
 from purenet.images import MAX_PIXELS, ImageReadError, read_image
 from purenet.keyframes import params_at
-from purenet.plot import inputs_figure, save_figure
 from purenet.predict import class_probabilities, describe, top_classes
 from purenet.prepare import prepare_digit
 from purenet.runs import Run
@@ -156,6 +155,8 @@ def draw_inputs(path: Path, read: list[Input]) -> None:
             f"purenet: error: --show-input: no picture was read; {path} not written", err=True
         )
         return
+    from purenet.plot import inputs_figure, save_figure  # loads matplotlib
+
     figure = inputs_figure(
         [Path(entry.name).name for entry in read],
         [entry.picture for entry in read],

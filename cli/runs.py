@@ -14,13 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from purenet.animate import DEFAULT_FPS, animate_run, default_stride, frame_epochs
 from purenet.errors import PurenetError
 from purenet.evaluation import confusion_matrix, per_class_accuracy, predictions
+from purenet.frames import DEFAULT_FPS, default_stride, frame_epochs
 from purenet.history import History
-from purenet.plot import figure_title, rule_words, save_figure, training_figure
 from purenet.replay import describe_mismatch, replay, snapshot_at, starting_keyframe
 from purenet.runs import DIVERGED, Run, list_runs, save_params
+from purenet.titles import figure_title, rule_words
 from purenet.train import Snapshot
 
 from .common import (
@@ -147,6 +147,8 @@ def replay_command(
                 check_output(path, option)
         run, rows, dataset, snapshot = replayed_epoch(run_folder, epoch, data)
         if figure is not None:
+            from purenet.plot import save_figure, training_figure  # loads matplotlib
+
             history = History.from_rows(rows[: snapshot.epoch + 1])
             save_figure(training_figure(history, figure_title(run.config)), figure)
         if save is not None:
@@ -167,6 +169,8 @@ def replay_command(
         if path is not None:
             typer.echo(f"{what} written to {path}")
     if animation is not None:
+        from purenet.animate import animate_run  # loads matplotlib
+
         stride = stride or default_stride(snapshot.epoch, run.keyframe_every)
         try:
             with rendering_progress(len(frame_epochs(snapshot.epoch, stride))) as on_frame:

@@ -7,7 +7,6 @@ matplotlib does not already bring) with the object API: no pyplot state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -17,36 +16,19 @@ from matplotlib.figure import Figure
 
 from purenet.atomic import atomic_path
 from purenet.data import Dataset
+from purenet.frames import DEFAULT_FPS, frame_epochs
 from purenet.history import History, Row
 from purenet.keyframes import params_at
 from purenet.plot import (
     draw_weights,
-    figure_title,
     grid_shape,
     training_curves,
     weight_limit,
     weight_mosaic,
 )
 from purenet.runs import Run
+from purenet.titles import figure_title
 from purenet.train import Snapshot
-
-MAX_FRAMES = 100  # the default stride keeps a clip to about this many frames
-DEFAULT_FPS = 10
-
-
-def default_stride(epochs: int, keyframe_every: int, max_frames: int = MAX_FRAMES) -> int:
-    """The smallest multiple of ``keyframe_every`` that shows ``epochs`` epochs in at most
-    ``max_frames`` + 1 frames: every frame then falls on a keyframe and needs no
-    recomputation (2500 epochs, keyframes every 25 -> stride 25, 101 frames)."""
-    return keyframe_every * max(1, math.ceil(epochs / (max_frames * keyframe_every)))
-
-
-def frame_epochs(last: int, stride: int) -> list[int]:
-    """Epochs 0, stride, 2 stride, ... up to ``last``, and ``last`` itself."""
-    epochs = list(range(0, last + 1, stride))
-    if epochs[-1] != last:
-        epochs.append(last)
-    return epochs
 
 
 def _caption(history: History, i: int) -> str:

@@ -38,6 +38,8 @@ from purenet.runs import (
     list_runs,
 )
 
+# The image formats of a comparison figure, by the suffix of its file name.
+FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 EARLY_STOPPED = "early-stopped"
 UNREADABLE = "unreadable"
 

@@ -22,6 +22,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from purenet.atomic import atomic_save
 from purenet.compare import (
+    FIGURE_FORMATS,
     Entry,
     Summary,
     caveats,
@@ -34,7 +35,7 @@ from purenet.history import History
 from purenet.runs import Run, last_sound_epoch
 
 TEST_STYLE, TRAIN_STYLE = "-", "--"
-FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+FORMATS = FIGURE_FORMATS
 LEGEND_CHARACTERS = 140  # about what fits across the figure at the legend's font size
 
 

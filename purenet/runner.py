@@ -19,7 +19,6 @@ from purenet.data import Dataset
 from purenet.errors import PurenetError, WriteError, write_failures
 from purenet.history import History, Row, csv_line
 from purenet.optim import Schedule
-from purenet.plot import figure_title, save_figure, training_figure
 from purenet.runlock import FolderBusy, holds
 from purenet.runs import (
     DIVERGED,
@@ -32,6 +31,7 @@ from purenet.runs import (
     Run,
     RunError,
 )
+from purenet.titles import figure_title
 from purenet.train import Snapshot, TrainState, train
 
 
@@ -64,6 +64,8 @@ class Outcome:
 
 def write_figure(run: Run, rows: list[Row]) -> None:
     if rows:
+        from purenet.plot import save_figure, training_figure  # loads matplotlib
+
         save_figure(
             training_figure(History.from_rows(rows), figure_title(run.config)),
             run.folder / FIGURE_FILE,
@@ -151,6 +153,8 @@ def record_training(
             write_figure(run, run.rows())
         except PurenetError:
             pass  # the figure is a convenience; the records above are what matter
+        except KeyboardInterrupt:  # Ctrl-C as the figure is drawn: resuming draws it
+            status = INTERRUPTED
     seconds = seconds_offset + time.perf_counter() - began
     best_epoch = best[0] if best is not None else None
     extra = {"seconds": round(seconds, 3)}

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from importlib.metadata import distribution, entry_points
 
+import pytest
+
 import purenet
 
 
@@ -18,8 +20,14 @@ def test_the_public_names_are_there_and_train_is_the_fold():
     assert purenet.train is train and purenet.replay is replay  # not the modules
 
 
-def test_importing_purenet_does_not_load_matplotlib(tmp_path):
-    code = "import sys, purenet; print('matplotlib' in sys.modules)"
+@pytest.mark.parametrize(
+    "module",
+    # the library; the command line (every command loads it: matplotlib costs about
+    # 0.4 s of a command's start, so only commands that draw load it); a run's recorder
+    ["purenet", "purenet_cli.app", "purenet.runner", "purenet.sweep_worker"],
+)
+def test_importing_does_not_load_matplotlib(tmp_path, module):
+    code = f"import sys, {module}; print('matplotlib' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )

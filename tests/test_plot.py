@@ -14,9 +14,10 @@ from matplotlib.colors import same_color
 from PIL import Image
 from test_train import synthetic
 
-from purenet.animate import default_stride, frame_epochs, write_animation
+from purenet.animate import write_animation
 from purenet.config import Config
 from purenet.evaluation import confusion_matrix, per_class_accuracy
+from purenet.frames import default_stride, frame_epochs
 from purenet.history import History, Row
 from purenet.keyframes import params_at
 from purenet.network import forward
@@ -25,7 +26,6 @@ from purenet.plot import (
     confusion_figure,
     distortions_figure,
     epoch_figures,
-    figure_title,
     misclassified,
     misclassified_figure,
     per_class_figure,
@@ -35,6 +35,7 @@ from purenet.plot import (
 )
 from purenet.replay import replay
 from purenet.runs import Run, RunError
+from purenet.titles import figure_title
 from purenet.train import train
 
 

@@ -8,6 +8,7 @@ the command, work).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -124,7 +125,7 @@ def signal_on_import(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("module", ["typer", "numpy", "matplotlib", "purenet_cli.app"])
+@pytest.mark.parametrize("module", ["typer", "numpy", "rich", "purenet_cli.app"])
 @pytest.mark.parametrize(
     ("how", "code", "said"),
     [
@@ -142,6 +143,31 @@ def test_a_signal_while_loading_is_one_line_and_the_conventional_exit(
     assert result.returncode == code, result.stderr
     assert result.stderr == said + "\n"
     assert result.stdout == ""
+
+
+def test_ctrl_c_as_the_figure_is_drawn_leaves_an_interrupted_run_that_resume_completes(
+    tmp_path, mnist_dir
+):
+    """matplotlib loads only when a command draws: for ``train``, after its last epoch.
+    Ctrl-C then keeps every epoch; resuming folds nothing and draws the figure."""
+    hook = signal_on_import(tmp_path / "hook")
+    env = {"PYTHONPATH": str(hook), "SIGNAL_AT": "matplotlib", "SIGNAL_ON": str(int(signal.SIGINT))}
+    result = run(TRAIN_ONE_EPOCH, tmp_path, data=mnist_dir, env=env)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.splitlines() == [
+        "purenet: interrupted after epoch 1; resume with: purenet train --resume run"
+    ]
+    run_folder = tmp_path / "run"
+    assert json.loads((run_folder / "status.json").read_text())["status"] == "interrupted"
+    assert not (run_folder / "figure.png").exists()
+    metrics = (run_folder / "metrics.csv").read_text()
+    assert len(metrics.splitlines()) == 3  # the header, epochs 0 and 1
+
+    resumed = run(["train", "--resume", "run", "--quiet"], tmp_path, data=mnist_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_folder / "status.json").read_text())["status"] == "finished"
+    assert (run_folder / "figure.png").is_file()
+    assert (run_folder / "metrics.csv").read_text() == metrics  # nothing folded again
 
 
 @pytest.mark.parametrize("value", ["", "  "])
