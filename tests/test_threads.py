@@ -143,3 +143,22 @@ def test_run_tasks_does_not_wait_for_a_worker_that_never_starts():
         caller.join(10)
         for blocker in blockers:
             blocker.result(10)
+
+
+def test_run_tasks_waits_for_a_task_that_another_thread_has_begun():
+    """The other half of the rule: once a worker has claimed a task, the caller waits for
+    it, so every result is there when run_tasks returns."""
+    import threading
+    import time
+
+    caller = threading.current_thread()
+    both_running = threading.Barrier(2, timeout=10)  # the two tasks run on two threads
+
+    def task(i: int) -> int:
+        both_running.wait()
+        if threading.current_thread() is not caller:
+            time.sleep(0.2)  # still running when the caller has run out of tasks
+        return i
+
+    assert threads.run_tasks([lambda: task(0), lambda: task(1)], workers=2) == [0, 1]
+    assert threads.run_tasks([lambda i=i: i for i in range(5)], workers=2) == list(range(5))

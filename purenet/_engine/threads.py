@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import os
 import threading
@@ -221,52 +222,6 @@ def _in_pool() -> bool:
     return threading.current_thread().name.startswith(_POOL_PREFIX)
 
 
-class _Claims:
-    """The tasks of one :func:`run_tasks` call, claimed one at a time by whichever thread
-    is free, with a count of those claimed and not yet finished."""
-
-    def __init__(self, tasks: Sequence[Callable[[], T]]) -> None:
-        self.tasks = tasks
-        self.results: list = [None] * len(tasks)
-        self.failure: BaseException | None = None
-        self._next = 0
-        self._running = 0
-        self._changed = threading.Condition(threading.Lock())
-
-    def _claim(self) -> int | None:
-        with self._changed:
-            if self._next == len(self.tasks) or self.failure is not None:
-                return None
-            self._next += 1
-            self._running += 1
-            return self._next - 1
-
-    def _finished(self, failure: BaseException | None) -> None:
-        with self._changed:
-            self._running -= 1
-            if failure is not None and self.failure is None:
-                self.failure = failure  # no task is claimed after a failure
-            if self._running == 0:
-                self._changed.notify_all()
-
-    def drain(self) -> None:
-        """Run tasks until none is left to claim (or one has failed)."""
-        while (i := self._claim()) is not None:
-            try:
-                self.results[i] = self.tasks[i]()
-            except BaseException as exc:  # Ctrl-C too: the caller re-raises it
-                self._finished(exc)
-                return
-            self._finished(None)
-
-    def wait(self) -> None:
-        """Wait until every claimed task has finished. A thread that has claimed nothing
-        yet (on a busy machine, one still waiting for a core) is not waited for: it will
-        find nothing left to claim."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._running == 0)
-
-
 def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
     """``[task() for task in tasks]``, on ``workers`` threads with single-threaded BLAS;
     results in task order.
@@ -278,18 +233,26 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
     with single_threaded_blas():
         if workers <= 1 or len(tasks) <= 1 or _in_pool():
             return [task() for task in tasks]
+        results: list = [None] * len(tasks)
+        claims = itertools.count()  # next() on it is atomic: each task is claimed once
+
+        def drain() -> None:
+            while (i := next(claims)) < len(tasks):
+                results[i] = tasks[i]()
+
         # Threads claim tasks as they become free, so one that starts late or runs slow
-        # (on a busy machine, one whose core is taken) leaves its share to the others,
-        # and the calling thread, which works too, then waits only for the tasks that
-        # others have begun. Which thread runs a task never changes its result.
-        claims = _Claims(tasks)
+        # (on a busy machine, one whose core is taken) leaves its share to the others.
+        # The calling thread works too. Which thread runs a task never changes its result.
         pool = _executor(workers - 1)
-        for _ in range(workers - 1):
-            pool.submit(claims.drain)
+        others = [pool.submit(drain) for _ in range(workers - 1)]
         try:
-            claims.drain()
+            drain()
         finally:
-            claims.wait()  # even if the caller failed: no task runs after we return
-        if claims.failure is not None:
-            raise claims.failure
-        return claims.results
+            for future in others:
+                # A worker that has not woken yet (on a busy machine it may wait
+                # milliseconds for a core) has claimed nothing: it is called off instead
+                # of waited for. One that has started is waited for, even if the caller
+                # failed, so that no task runs after this returns.
+                if not future.cancel():
+                    future.result()
+        return results
