@@ -135,10 +135,10 @@ class LiveView:
         """Draw the figure of every row so far (unless the view has stopped)."""
         if not self.active or not self.rows:
             return
-        from purenet.plot import draw_training, save_figure, training_figure  # loads matplotlib
-
         history = History.from_rows(self.rows)
         try:
+            from purenet.plot import draw_training, save_figure, training_figure  # matplotlib
+
             if self.window is not None:
                 self.window.clear()
                 draw_training(self.window, history, self.title)

@@ -1,15 +1,16 @@
 """The ``purenet`` console script's entry point: start-up without tracebacks.
 
 This module imports nothing heavy, so what :func:`main` installs holds from the first
-instants, while NumPy, matplotlib and typer load (half a second or more):
+instants, while NumPy and typer load (matplotlib loads only in commands that draw):
 
 - Ctrl-C while the command loads is one line and exit 130, as Ctrl-C in training is.
 - SIGTERM raises :class:`Terminated` (a ``SystemExit``) in the main thread, so that the
   command unwinds: a download in progress removes its temporary file. Training turns
   SIGTERM into an interruption of its own (see ``purenet_cli.train``).
-- A ``MPLBACKEND`` that matplotlib does not know is set aside while it loads (see
+- A ``MPLBACKEND`` that matplotlib does not know is set aside (see
   :mod:`purenet_cli.startup`): ``--version``, ``--help`` and every command that only
-  writes figures work; ``train --live`` says what is wrong in one line.
+  writes figures work; ``train --live`` says what is wrong in one line. Checking the
+  name loads matplotlib, so with ``MPLBACKEND`` set every command pays for it.
 
 The command itself is :mod:`purenet_cli.app`.
 """

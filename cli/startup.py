@@ -1,6 +1,6 @@
 """What the ``purenet`` command does before anything else loads, and undoes after.
 
-Kept free of heavy imports: it runs while NumPy, matplotlib and typer are still loading.
+Kept free of heavy imports: it runs while NumPy and typer are still loading.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ _refused_backend: list[tuple[str, str]] = []  # (name, why), when MPLBACKEND was
 def set_aside_backend() -> str | None:
     """Take ``MPLBACKEND`` out of the environment before matplotlib loads, and return it.
 
-    matplotlib refuses an unknown backend as it is imported, with a traceback, and every
-    command imports it (to write figures, which never need a backend): set aside, a bad
-    name can only fail the commands that open a window (see :func:`refused_backend`).
+    matplotlib refuses an unknown backend as it is imported, with a traceback, and the
+    commands that draw import it (to write figures, which never need a backend): set
+    aside, a bad name can only fail the commands that open a window (see
+    :func:`refused_backend`).
     """
     return os.environ.pop(BACKEND_VARIABLE, None)
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from purenet.atomic import atomic_path
 from purenet.data import Dataset
-from purenet.frames import DEFAULT_FPS, frame_epochs
+from purenet.frames import DEFAULT_FPS, MAX_FRAMES, default_stride, frame_epochs  # noqa: F401
 from purenet.history import History, Row
 from purenet.keyframes import params_at
 from purenet.plot import (

@@ -31,6 +31,7 @@ from purenet.evaluation import confusion_matrix, per_class_accuracy
 from purenet.history import History
 from purenet.params import Params
 from purenet.predict import class_probabilities
+from purenet.titles import figure_title, optimizer_words, rule_words  # noqa: F401  (0.6.0's names)
 from purenet.train import DIVERGED_LOSS
 
 LOSS_COLOR = "red"

@@ -153,8 +153,11 @@ def record_training(
             write_figure(run, run.rows())
         except PurenetError:
             pass  # the figure is a convenience; the records above are what matter
-        except KeyboardInterrupt:  # Ctrl-C as the figure is drawn: resuming draws it
-            status = INTERRUPTED
+        except KeyboardInterrupt:  # Ctrl-C as the figure is drawn
+            if status == FINISHED and not stopped_early:
+                status = INTERRUPTED  # resuming folds nothing and draws the figure
+            # a run that ended on its own (diverged, stopped early) keeps its ending and
+            # goes without the figure (purenet plot draws it)
     seconds = seconds_offset + time.perf_counter() - began
     best_epoch = best[0] if best is not None else None
     extra = {"seconds": round(seconds, 3)}

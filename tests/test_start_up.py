@@ -170,6 +170,17 @@ def test_ctrl_c_as_the_figure_is_drawn_leaves_an_interrupted_run_that_resume_com
     assert (run_folder / "metrics.csv").read_text() == metrics  # nothing folded again
 
 
+def test_ctrl_c_as_a_diverged_run_is_drawn_keeps_it_diverged(tmp_path, mnist_dir):
+    """A run that ended on its own keeps its ending: only the figure is left out."""
+    hook = signal_on_import(tmp_path / "hook")
+    env = {"PYTHONPATH": str(hook), "SIGNAL_AT": "matplotlib", "SIGNAL_ON": str(int(signal.SIGINT))}
+    command = ["train", "--epochs", "5", "--lr", "1000", "--quiet", "--out", "run"]
+    line = assert_one_error_line(run(command, tmp_path, data=mnist_dir, env=env))
+    assert "training diverged" in line
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "diverged"
+    assert not (tmp_path / "run" / "figure.png").exists()
+
+
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_mplbackend_is_ignored_as_matplotlib_ignores_it(monkeypatch, value):
     from purenet_cli import startup

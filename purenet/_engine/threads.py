@@ -248,11 +248,11 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
         try:
             drain()
         finally:
-            for future in others:
-                # A worker that has not woken yet (on a busy machine it may wait
-                # milliseconds for a core) has claimed nothing: it is called off instead
-                # of waited for. One that has started is waited for, even if the caller
-                # failed, so that no task runs after this returns.
-                if not future.cancel():
-                    future.result()
+            # A worker that has not woken yet (on a busy machine it may wait milliseconds
+            # for a core) has claimed nothing: it is called off instead of waited for.
+            # One that has started is waited for, even if the caller failed, so that no
+            # task runs after this returns.
+            started = [future for future in others if not future.cancel()]
+            for future in started:
+                future.result()
         return results
