@@ -9,8 +9,8 @@ instants, while NumPy and typer load (matplotlib loads only in commands that dra
   SIGTERM into an interruption of its own (see ``purenet_cli.train``).
 - A ``MPLBACKEND`` that matplotlib does not know is set aside (see
   :mod:`purenet_cli.startup`): ``--version``, ``--help`` and every command that only
-  writes figures work; ``train --live`` says what is wrong in one line. Checking the
-  name loads matplotlib, so with ``MPLBACKEND`` set every command pays for it.
+  writes figures work; ``train --live`` says what is wrong in one line. Checking a
+  name loads matplotlib, except for the file backends every matplotlib has (``agg``...).
 
 The command itself is :mod:`purenet_cli.app`.
 """

@@ -6,8 +6,13 @@ Kept free of heavy imports: it runs while NumPy and typer are still loading.
 from __future__ import annotations
 
 import os
+import sys
 
 BACKEND_VARIABLE = "MPLBACKEND"
+# Backends that every matplotlib has (they draw into files, not windows): taken back
+# without loading matplotlib to check them, so MPLBACKEND=agg (common on servers and in
+# CI) does not cost every command matplotlib's start-up.
+FILE_BACKENDS = ("agg", "pdf", "ps", "svg", "template")
 
 _refused_backend: list[tuple[str, str]] = []  # (name, why), when MPLBACKEND was refused
 
@@ -24,11 +29,16 @@ def set_aside_backend() -> str | None:
 
 
 def restore_backend(name: str | None) -> None:
-    """Give matplotlib (now loaded) the backend :func:`set_aside_backend` took, if it
-    knows it; else remember it as refused."""
+    """Give matplotlib the backend :func:`set_aside_backend` took, if it knows it; else
+    remember it as refused. A file backend goes back into the environment, where
+    matplotlib reads it when a command first draws; any other name is checked now, which
+    loads matplotlib."""
     if name is None:
         return
     if not name.strip():  # matplotlib ignores an empty one too
+        os.environ[BACKEND_VARIABLE] = name
+        return
+    if name.lower() in FILE_BACKENDS and "matplotlib" not in sys.modules:
         os.environ[BACKEND_VARIABLE] = name
         return
     import matplotlib

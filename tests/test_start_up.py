@@ -190,3 +190,21 @@ def test_an_empty_mplbackend_is_ignored_as_matplotlib_ignores_it(monkeypatch, va
     startup.restore_backend(startup.set_aside_backend())
     assert startup.refused_backend() is None
     assert os.environ["MPLBACKEND"] == value
+
+
+def test_a_file_backend_in_mplbackend_does_not_load_matplotlib_at_start_up(tmp_path):
+    """MPLBACKEND=agg (common on servers and in CI) is taken back unchecked: matplotlib
+    then reads it when a command first draws."""
+    code = (
+        "import os, sys; from purenet_cli.startup import restore_backend, set_aside_backend; "
+        "restore_backend(set_aside_backend()); "
+        "print('matplotlib' in sys.modules, os.environ['MPLBACKEND']); "
+        "import matplotlib; print(matplotlib.get_backend())"
+    )
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["False", "Agg"]
+    assert result.stdout.split()[2].lower() == "agg"
