@@ -10,8 +10,9 @@ on a machine that other work keeps busy.
 Each round also times what a user does without ``sweep``: the nine runs as nine
 ``purenet train`` commands in a row (a shell loop), each a new process that imports
 purenet and matplotlib and loads the data again. ``--jobs 1`` keeps one worker process
-and the data across its runs, so it is the harder baseline: a lone run already computes on every core
-(``PURENET_THREADS``), and two runs at once gain only what one run leaves idle.
+and the data across its runs, so it is the harder baseline: a lone run already computes
+on every core (``PURENET_THREADS``), and two runs at once gain only what one run leaves
+idle.
 
     python benchmarks/sweep.py [--data DIR] [--epochs 30] [--repeat 1] [--no-loop]
 """
