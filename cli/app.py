@@ -30,7 +30,7 @@ from .plot import plot_command
 from .predict import predict_command
 from .runs import evaluate_command, replay_command, runs_command
 from .sweep import sweep_command
-from .train import train_command
+from .train import EXIT_INTERRUPTED, train_command
 from .usage import USAGE_EXIT, plain_help, usage_words
 
 app = typer.Typer(
@@ -99,4 +99,8 @@ def run() -> None:
     except PurenetError as exc:  # any library failure not caught nearer: one line, exit 1
         typer.echo(f"purenet: error: {exc}", err=True)
         sys.exit(1)
+    if code == EXIT_INTERRUPTED:
+        # typer turns Ctrl-C in a command into a silent exit 130; commands that say
+        # something of their own on Ctrl-C (train, sweep) exit with SystemExit instead
+        typer.echo("purenet: interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)

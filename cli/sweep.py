@@ -9,6 +9,7 @@ is checked whole before anything starts. The work is :func:`purenet.sweep.run_sw
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -143,7 +144,7 @@ def sweep_command(ctx: typer.Context, **options) -> None:
             "continue it",
             err=True,
         )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        sys.exit(EXIT_INTERRUPTED)  # not typer.Exit: see purenet_cli.app.run
     with reported_errors():
         compare(folders, out / "compare.png")
 

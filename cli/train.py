@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -389,7 +390,7 @@ def report(run: Run, outcome: Outcome) -> None:
             f"purenet: interrupted {when}; resume with: purenet train --resume {run.folder}",
             err=True,
         )
-        raise typer.Exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_INTERRUPTED)  # not typer.Exit: see purenet_cli.app.run
     if outcome.best_epoch is not None:
         stopped = " stopped early;" if outcome.stopped_early else ""
         best = run.rows()[outcome.best_epoch].valid_acc

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_error_line, environment, run
+from cli_helpers import assert_one_error_line, environment, run, trained_run
 
 from purenet._engine.threads import BLAS_THREADS_VARIABLE, THREADS_VARIABLE
 from purenet.mirrors import MIRRORS_ENV
@@ -143,6 +143,18 @@ def test_a_signal_while_loading_is_one_line_and_the_conventional_exit(
     assert result.returncode == code, result.stderr
     assert result.stderr == said + "\n"
     assert result.stdout == ""
+
+
+def test_ctrl_c_in_a_command_that_has_loaded_is_one_line_and_exit_130(tmp_path, mnist_dir):
+    """typer turns Ctrl-C inside a command into a silent exit 130: purenet says it."""
+    trained_run(tmp_path / "run", mnist_dir, "--epochs", "1")
+    hook = signal_on_import(tmp_path / "hook")
+    env = {"PYTHONPATH": str(hook), "SIGNAL_AT": "matplotlib", "SIGNAL_ON": str(int(signal.SIGINT))}
+    result = run(["compare", "run", "--out", "runs.png"], tmp_path, data=mnist_dir, env=env)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.splitlines()[-1:] == ["purenet: interrupted"]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs.png").exists()
 
 
 def test_ctrl_c_as_the_figure_is_drawn_leaves_an_interrupted_run_that_resume_completes(

@@ -144,7 +144,10 @@ def test_two_resumes_of_one_run_started_together_leave_one_intact_run(mnist_dir,
         results = [(p.wait(timeout=120), p.communicate()) for p in both]
         assert sorted(code for code, _ in results) == [0, 1], results
         (_, (_, stderr)) = next(r for r in results if r[0] == 1)
-        assert stderr.count("\n") == 1 and "another purenet process" in stderr
+        # Refused by the lock while the other resumes; on a quiet machine the other can
+        # finish its last epoch before this one has started, which then finds it finished.
+        refusals = ("another purenet process", "already finished all")
+        assert stderr.count("\n") == 1 and any(r in stderr for r in refusals), stderr
         assert_same_run(folder, whole)
 
 
