@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -241,18 +242,35 @@ def test_a_run_another_process_writes_is_taken_up_last_once_its_writer_ends(
     out = tmp_path / "sweep"
     held = out / NAMES[0]
     held.mkdir(parents=True)
+    waiting = f"{NAMES[0]}: another purenet process is writing this run; it is taken up last"
     with writing(held):  # this test process is that run's writer for a while
         process = start(["sweep", *GRID, "--out", out, "--jobs", 2], tmp_path, mnist_dir)
+        said: list[str] = []
+
+        def read_stderr() -> None:
+            for line in process.stderr:
+                said.append(line)
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
         others = [out / name / "status.json" for name in NAMES[1:]]
 
         def finished(status) -> bool:
             return status.is_file() and '"finished"' in status.read_text()
 
-        wait_until(lambda: all(finished(s) for s in others) or process.poll() is not None)
-        time.sleep(0.5)
+        # The lock is held until the sweep has tried the run and put it aside (its first
+        # try waits a second for the lock, longer than the other runs may take).
+        wait_until(
+            lambda: (
+                (all(finished(s) for s in others) and any(waiting in x for x in said))
+                or process.poll() is not None
+            )
+        )
         assert process.poll() is None  # it waits for the run it could not take
         assert not (held / "config.json").exists()
-    _, stderr = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    reader.join(10)
+    stderr = "".join(said)
     assert process.returncode == 0, stderr
-    assert f"{NAMES[0]}: another purenet process is writing this run; it is taken up last" in stderr
+    assert waiting in stderr
     assert_all_same(out, alone)
