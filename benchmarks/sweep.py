@@ -31,7 +31,8 @@ from pathlib import Path
 from purenet.runs import Run
 
 PURENET = Path(sys.executable).parent / "purenet"
-GRID = ["--grid", "lr=0.05,0.1,0.5", "--grid", "hidden=10,32,128"]
+LRS, HIDDEN = ("0.05", "0.1", "0.5"), ("10", "32", "128")
+GRID = ["--grid", f"lr={','.join(LRS)}", "--grid", f"hidden={','.join(HIDDEN)}"]
 
 
 def load() -> str:
@@ -50,8 +51,8 @@ def sweep(out: Path, jobs: int, epochs: int, data: str | None) -> float:
 def shell_loop(out: Path, epochs: int, data: str | None) -> float:
     """Seconds of wall time for the grid as nine ``purenet train`` commands in a row."""
     began = time.perf_counter()
-    for lr in ("0.05", "0.1", "0.5"):
-        for hidden in ("10", "32", "128"):
+    for lr in LRS:
+        for hidden in HIDDEN:
             command = [str(PURENET), "train", "--epochs", str(epochs), "--lr", lr]
             command += ["--hidden", hidden, "--out", str(out / f"lr={lr},hidden={hidden}")]
             command += ["--quiet"] + (["--data", data] if data else [])

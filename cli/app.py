@@ -100,7 +100,8 @@ def run() -> None:
         typer.echo(f"purenet: error: {exc}", err=True)
         sys.exit(1)
     if code == EXIT_INTERRUPTED:
-        # typer turns Ctrl-C in a command into a silent exit 130; commands that say
-        # something of their own on Ctrl-C (train, sweep) exit with SystemExit instead
-        typer.echo("purenet: interrupted", err=True)
+        # typer turns Ctrl-C in a command into a silent exit 130: given back to
+        # purenet_cli.main, which says it. Commands that say something of their own on
+        # Ctrl-C (train, sweep) exit with SystemExit instead.
+        raise KeyboardInterrupt
     sys.exit(code if isinstance(code, int) else 0)

@@ -43,7 +43,7 @@ def main() -> None:
 
         restore_backend(backend)
         run()
-    except KeyboardInterrupt:  # while loading; a command's own Ctrl-C is handled within
+    except KeyboardInterrupt:  # while loading, or in a command with nothing to add
         sys.stderr.write("purenet: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
     except Terminated:

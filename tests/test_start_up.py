@@ -125,6 +125,17 @@ def signal_on_import(folder: Path) -> Path:
     return folder
 
 
+def ctrl_c_as_matplotlib_loads(tmp_path: Path) -> dict[str, str]:
+    """The environment for a command that gets Ctrl-C as it starts to load matplotlib,
+    which it does only when it draws."""
+    hook = signal_on_import(tmp_path / "hook")
+    return {
+        "PYTHONPATH": str(hook),
+        "SIGNAL_AT": "matplotlib",
+        "SIGNAL_ON": str(int(signal.SIGINT)),
+    }
+
+
 @pytest.mark.parametrize("module", ["typer", "numpy", "rich", "purenet_cli.app"])
 @pytest.mark.parametrize(
     ("how", "code", "said"),
@@ -148,8 +159,7 @@ def test_a_signal_while_loading_is_one_line_and_the_conventional_exit(
 def test_ctrl_c_in_a_command_that_has_loaded_is_one_line_and_exit_130(tmp_path, mnist_dir):
     """typer turns Ctrl-C inside a command into a silent exit 130: purenet says it."""
     trained_run(tmp_path / "run", mnist_dir, "--epochs", "1")
-    hook = signal_on_import(tmp_path / "hook")
-    env = {"PYTHONPATH": str(hook), "SIGNAL_AT": "matplotlib", "SIGNAL_ON": str(int(signal.SIGINT))}
+    env = ctrl_c_as_matplotlib_loads(tmp_path)
     result = run(["compare", "run", "--out", "runs.png"], tmp_path, data=mnist_dir, env=env)
     assert result.returncode == 130, result.stderr
     assert result.stderr.splitlines()[-1:] == ["purenet: interrupted"]
@@ -162,8 +172,7 @@ def test_ctrl_c_as_the_figure_is_drawn_leaves_an_interrupted_run_that_resume_com
 ):
     """matplotlib loads only when a command draws: for ``train``, after its last epoch.
     Ctrl-C then keeps every epoch; resuming folds nothing and draws the figure."""
-    hook = signal_on_import(tmp_path / "hook")
-    env = {"PYTHONPATH": str(hook), "SIGNAL_AT": "matplotlib", "SIGNAL_ON": str(int(signal.SIGINT))}
+    env = ctrl_c_as_matplotlib_loads(tmp_path)
     result = run(TRAIN_ONE_EPOCH, tmp_path, data=mnist_dir, env=env)
     assert result.returncode == 130, result.stderr
     assert result.stderr.splitlines() == [
@@ -184,8 +193,7 @@ def test_ctrl_c_as_the_figure_is_drawn_leaves_an_interrupted_run_that_resume_com
 
 def test_ctrl_c_as_a_diverged_run_is_drawn_keeps_it_diverged(tmp_path, mnist_dir):
     """A run that ended on its own keeps its ending: only the figure is left out."""
-    hook = signal_on_import(tmp_path / "hook")
-    env = {"PYTHONPATH": str(hook), "SIGNAL_AT": "matplotlib", "SIGNAL_ON": str(int(signal.SIGINT))}
+    env = ctrl_c_as_matplotlib_loads(tmp_path)
     command = ["train", "--epochs", "5", "--lr", "1000", "--quiet", "--out", "run"]
     line = assert_one_error_line(run(command, tmp_path, data=mnist_dir, env=env))
     assert "training diverged" in line
