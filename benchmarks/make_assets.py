@@ -1,7 +1,7 @@
 """Regenerate the reference run's assets from the current code.
 
     python benchmarks/make_assets.py [--data DIR] [--run DIR] [--compare-runs DIR]
-                                     [--only metrics|figures|compare-lr|distortions]
+                                     [--only metrics|figures|compare-lr|distortions|prefix]
 
 Trains the reference experiment (the defaults of ``purenet train``, seed 0, 2,500 epochs,
 about 100 s on the project's 2-core machine) with the installed ``purenet`` command, then
@@ -21,11 +21,15 @@ writes what the README shows:
   the standard split and the same digits as the ``record`` preset's distortions change
   them (:func:`purenet.plot.distortions_figure`), with the draws its training makes for
   the first images of its first batch; written alone with ``--only distortions``.
+- ``tests/reference-prefixes/<kernels>.csv`` (with ``--only prefix``, and beside the
+  metrics): the reference run's first :data:`PREFIX_EPOCHS` epochs as this machine's BLAS
+  kernels compute them, which ``tests/test_assets.py`` checks bit for bit on machines
+  with the same kernels.
 
 ``--run DIR`` keeps the run in DIR, or reuses the finished reference run already there (so
 the figures can be redrawn without training again); without it the run goes to a
 temporary folder; ``--compare-runs DIR`` does the same for the learning-rate runs.
-``--only`` writes one of the four groups. Run it whenever the recorded
+``--only`` writes one of the five groups. Run it whenever the recorded
 numbers change (``tests/test_assets.py`` fails then), and update the README's reference
 table and times from what it prints (and the own-digits output it prints).
 """
@@ -33,6 +37,7 @@ table and times from what it prints (and the own-digits output it prints).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import subprocess
@@ -41,13 +46,15 @@ import tempfile
 from pathlib import Path
 
 import attrs
+import threadpoolctl
 
 from purenet.config import Config
 from purenet.data_folder import load_from, locate
+from purenet.history import Row, csv_header
 from purenet.plot import distortions_figure, save_figure
 from purenet.presets import preset_config
 from purenet.runs import Run
-from purenet.train import distort_batch
+from purenet.train import distort_batch, train
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
@@ -56,6 +63,8 @@ EPOCH_FIGURES = ("confusion.png", "per-class.png", "weights.png", "misclassified
 STRIDE = 50
 COMPARE_LRS = ("0.05", "0.1", "0.5")
 COMPARE_EPOCHS = 300
+PREFIXES = REPO / "tests" / "reference-prefixes"
+PREFIX_EPOCHS = 20  # as tests/test_assets.py checks them
 
 
 def purenet(*args: object) -> str:
@@ -97,6 +106,27 @@ def write_metrics(run: Run) -> None:
     print(f"  training took {last.seconds:.1f} s (the last row's seconds)")
     computed = run.meta.get("computed_with", {})
     print(f"  computed with {json.dumps(computed)}")
+
+
+def blas_kernels() -> str:
+    """The kernel family of NumPy's BLAS (``Haswell``, ``SkylakeX``...), else its name."""
+    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    if not blas:
+        return "none"
+    return blas[0].get("architecture") or blas[0]["internal_api"]
+
+
+def write_prefix(data: str | None) -> None:
+    """The reference run's first :data:`PREFIX_EPOCHS` epochs, trained here in-process, as
+    ``tests/reference-prefixes/<kernels>.csv`` (the seconds column written as 0)."""
+    config = Config()
+    dataset = load_from(locate(Path(data) if data else None), config.split, config.seed)
+    fold = train(config, dataset)
+    rows = [Row.of(snapshot, 0.0) for snapshot in itertools.islice(fold, PREFIX_EPOCHS + 1)]
+    PREFIXES.mkdir(exist_ok=True)
+    path = PREFIXES / f"{blas_kernels()}.csv"
+    path.write_text(csv_header() + "".join(",".join(row.csv_fields()) + "\n" for row in rows))
+    print(f"{path.relative_to(REPO)} written")
 
 
 def write_figures(run: Run, data: list[str]) -> None:
@@ -160,7 +190,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="keep (or reuse) the reference run here")
     parser.add_argument(
         "--only",
-        choices=["metrics", "figures", "compare-lr", "distortions"],
+        choices=["metrics", "figures", "compare-lr", "distortions", "prefix"],
         help="write one group only",
     )
     parser.add_argument(
@@ -168,6 +198,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     data = ["--data", args.data] if args.data else []
+    if args.only in (None, "metrics", "prefix"):
+        write_prefix(args.data)
+    if args.only == "prefix":
+        return
     if args.only in (None, "distortions"):
         write_distortions(args.data)
     if args.only == "distortions":
