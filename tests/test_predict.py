@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from cli_helpers import assert_one_error_line, run, trained_run
 from PIL import Image
 
 from purenet.images import MAX_PIXELS, ImageReadError, format_names, formats, read_image
+from purenet.params import init_params
 from purenet.predict import class_probabilities, top_classes
 from purenet.prepare import (
     EmptyImageError,
@@ -201,6 +204,20 @@ def test_read_image_refuses_what_is_not_a_picture_it_reads(tmp_path):
         with pytest.raises(ImageReadError, match=message) as caught:
             read_image(path)
         assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_overflowing_params_give_nan_rows_without_a_warning():
+    # A diverged epoch's params: an infinite weight makes every logit inf or NaN, whose
+    # softmax NumPy would warn about on stderr (one line too many for the command line).
+    params = init_params((784, 8, 10), seed=0)
+    w0 = params.layers[0].w.copy()
+    w0[:, 0] = np.inf
+    params = attrs.evolve(params, layers=(attrs.evolve(params.layers[0], w=w0), *params.layers[1:]))
+    x = np.full((3, 784), 0.5, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probabilities = class_probabilities(params, x)
+    assert probabilities.shape == (3, 10) and np.isnan(probabilities).all()
 
 
 # -- purenet predict on a trained run ------------------------------------------------------------
