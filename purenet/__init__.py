@@ -16,7 +16,7 @@ NumPy and the core, never matplotlib: figures live in :mod:`purenet.plot` and
 
 # The modules imported below read __version__, so it comes first.
 
-__version__ = "0.6.1"
+__version__ = "0.6.2"
 
 from purenet.config import Config
 from purenet.data import Dataset, Split, load_dataset
