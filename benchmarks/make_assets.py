@@ -46,8 +46,8 @@ import tempfile
 from pathlib import Path
 
 import attrs
-import threadpoolctl
 
+from purenet._engine.threads import blas_kernels
 from purenet.config import Config
 from purenet.data_folder import load_from, locate
 from purenet.history import Row, csv_header
@@ -106,14 +106,6 @@ def write_metrics(run: Run) -> None:
     print(f"  training took {last.seconds:.1f} s (the last row's seconds)")
     computed = run.meta.get("computed_with", {})
     print(f"  computed with {json.dumps(computed)}")
-
-
-def blas_kernels() -> str:
-    """The kernel family of NumPy's BLAS (``Haswell``, ``SkylakeX``...), else its name."""
-    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
-    if not blas:
-        return "none"
-    return blas[0].get("architecture") or blas[0]["internal_api"]
 
 
 def write_prefix(data: str | None) -> None:

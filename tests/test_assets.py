@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 
 import pytest
-import threadpoolctl
 
+from purenet._engine.threads import blas_kernels
 from purenet.config import Config
 from purenet.history import Row, csv_header
 from purenet.train import train
@@ -41,15 +41,6 @@ def recorded_lines() -> list[str]:
 
 def without_seconds(line: str) -> str:
     return line.rsplit(",", 1)[0]
-
-
-def blas_kernels() -> str:
-    """The kernel family of the BLAS that NumPy uses (``SkylakeX``, ``Haswell``...), or
-    its name when it reports none."""
-    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
-    if not blas:
-        return "none"
-    return blas[0].get("architecture") or blas[0]["internal_api"]
 
 
 def recorded_prefix(kernels: str) -> list[str] | None:

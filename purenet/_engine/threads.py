@@ -177,6 +177,18 @@ def blas_threads(count: int) -> Iterator[None]:
             library.set_num_threads(1)
 
 
+def blas_kernels() -> str:
+    """The kernel family of NumPy's BLAS (``Haswell``, ``SkylakeX``...), on which the last
+    bits of every product depend; the library's name when it reports no family, ``none``
+    without a BLAS."""
+    libraries = _blas_libraries()
+    if not libraries:
+        return "none"
+    # another package may load a BLAS of its own: NumPy's is the one that computes here
+    ours = [lib for lib in libraries if "numpy" in str(lib.filepath)] or list(libraries)
+    return getattr(ours[0], "architecture", None) or ours[0].internal_api
+
+
 def blas_description() -> dict[str, str]:
     """What decides the last bits of a product on this machine: the BLAS library, its
     version and the kernels it picked for this CPU (e.g. ``Haswell``, ``SkylakeX``), and
