@@ -24,7 +24,9 @@ writes what the README shows:
 - ``tests/reference-prefixes/<kernels>.csv`` (with ``--only prefix``, and beside the
   metrics): the reference run's first :data:`PREFIX_EPOCHS` epochs as this machine's BLAS
   kernels compute them, which ``tests/test_assets.py`` checks bit for bit on machines
-  with the same kernels.
+  with the same kernels. Every file there must be written again when the bits change: a
+  machine with AVX-512 writes both the SkylakeX and the Haswell file (the latter in a
+  child process with ``OPENBLAS_CORETYPE=Haswell``); one without AVX-512 only Haswell's.
 
 ``--run DIR`` keeps the run in DIR, or reuses the finished reference run already there (so
 the figures can be redrawn without training again); without it the run goes to a
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -92,6 +95,12 @@ def reference_run(folder: Path, data: list[str]) -> Run:
 
 def write_metrics(run: Run) -> None:
     shutil.copyfile(run.folder / "metrics.csv", ASSETS / "reference-metrics.csv")
+    prefix = PREFIXES / f"{blas_kernels()}.csv"
+    if prefix.exists() and not same_start(prefix, ASSETS / "reference-metrics.csv"):
+        print(
+            f"make_assets: warning: the run's first epochs differ from {prefix.name}'s: "
+            "it was trained by other code or with other kernels than these"
+        )
     rows = run.rows()
     first, last = rows[0], rows[-1]
     print("assets/reference-metrics.csv written; for the README's table:")
@@ -108,17 +117,38 @@ def write_metrics(run: Run) -> None:
     print(f"  computed with {json.dumps(computed)}")
 
 
+def same_start(a: Path, b: Path) -> bool:
+    """Whether two metrics files have the same first :data:`PREFIX_EPOCHS` epochs, every
+    column but the seconds."""
+
+    def start(path: Path) -> list[str]:
+        return [
+            line.rsplit(",", 1)[0] for line in path.read_text().splitlines()[: PREFIX_EPOCHS + 2]
+        ]
+
+    return start(a) == start(b)
+
+
 def write_prefix(data: str | None) -> None:
     """The reference run's first :data:`PREFIX_EPOCHS` epochs, trained here in-process, as
-    ``tests/reference-prefixes/<kernels>.csv`` (the seconds column written as 0)."""
+    ``tests/reference-prefixes/<kernels>.csv`` (the seconds column written as 0). With
+    SkylakeX kernels (a CPU with AVX-512), the Haswell file too, from a child process
+    told to use those kernels."""
     config = Config()
     dataset = load_from(locate(Path(data) if data else None), config.split, config.seed)
     fold = train(config, dataset)
     rows = [Row.of(snapshot, 0.0) for snapshot in itertools.islice(fold, PREFIX_EPOCHS + 1)]
     PREFIXES.mkdir(exist_ok=True)
-    path = PREFIXES / f"{blas_kernels()}.csv"
+    kernels = blas_kernels()
+    path = PREFIXES / f"{kernels}.csv"
     path.write_text(csv_header() + "".join(",".join(row.csv_fields()) + "\n" for row in rows))
     print(f"{path.relative_to(REPO)} written")
+    if kernels == "SkylakeX" and "OPENBLAS_CORETYPE" not in os.environ:
+        child = [sys.executable, __file__, "--only", "prefix", *(["--data", data] if data else [])]
+        subprocess.run(child, check=True, env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"})
+    others = sorted(p.name for p in PREFIXES.glob("*.csv") if p.stem not in (kernels, "Haswell"))
+    if others and "OPENBLAS_CORETYPE" not in os.environ:
+        print(f"  also write {', '.join(others)} again on a machine with those kernels")
 
 
 def write_figures(run: Run, data: list[str]) -> None:
@@ -191,7 +221,7 @@ def main() -> None:
     args = parser.parse_args()
     data = ["--data", args.data] if args.data else []
     if args.only in (None, "metrics", "prefix"):
-        write_prefix(args.data)
+        write_prefix(args.data)  # before write_metrics, which checks the run against it
     if args.only == "prefix":
         return
     if args.only in (None, "distortions"):

@@ -13,7 +13,8 @@ from purenet.params import Params
 def class_probabilities(params: Params, x: np.ndarray) -> np.ndarray:
     """Softmax of the network's logits: shape (m, n_classes), rows summing to 1, for
     inputs ``x`` of shape (m, 784). Params that overflow (a diverged epoch) give rows of
-    NaN, without NumPy's warnings: the caller says what went wrong."""
+    NaN, without NumPy's warnings: a caller that shows them checks
+    (``purenet predict`` reports such an epoch's output as not a number)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return softmax(forward(params, x.astype(params.dtype, copy=False)))
 

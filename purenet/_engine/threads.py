@@ -185,7 +185,8 @@ def blas_kernels() -> str:
     if not libraries:
         return "none"
     # another package may load a BLAS of its own: NumPy's is the one that computes here
-    ours = [lib for lib in libraries if "numpy" in str(lib.filepath)] or list(libraries)
+    ours = [lib for lib in libraries if Path(lib.filepath).parent.name == "numpy.libs"]
+    ours = ours or list(libraries)
     return getattr(ours[0], "architecture", None) or ours[0].internal_api
 
 
