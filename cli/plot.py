@@ -10,6 +10,7 @@ import typer
 from purenet.errors import PurenetError
 from purenet.history import History
 from purenet.replay import describe_mismatch
+from purenet.runs import last_sound_epoch
 from purenet.titles import figure_title
 
 from .common import DataOption, ResultEpochOption, RunArgument, check_output, fail
@@ -44,6 +45,14 @@ def plot_command(
         mismatch = describe_mismatch(run, snapshot, rows[snapshot.epoch])
         if mismatch is not None:
             raise PurenetError(mismatch)
+        sound = last_sound_epoch(rows[: snapshot.epoch + 1])
+        if sound != snapshot.epoch:  # asked for, by --epoch: drawn, but not silently
+            typer.echo(
+                f"purenet: note: run {run.name} diverged at epoch "
+                f"{0 if sound is None else sound + 1}; the figures of epoch {snapshot.epoch} "
+                "come from params that overflow, so its test-set figures mean little",
+                err=True,
+            )
         folder = out if out is not None else run.folder / "figures" / f"epoch-{snapshot.epoch:06d}"
         try:
             folder.mkdir(parents=True, exist_ok=True)

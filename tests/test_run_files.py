@@ -472,6 +472,17 @@ def test_plot_defaults_to_the_last_sound_epoch_of_a_diverged_run(diverged, mnist
     assert (tmp_path / "figures" / "weights.png").exists()
 
 
+@pytest.mark.slow
+def test_plot_of_the_diverged_epoch_itself_draws_it_and_says_so(diverged, mnist_dir, tmp_path):
+    figures = tmp_path / "figures"
+    result = run(["plot", diverged, "--epoch", 1, "--out", figures], tmp_path, data=mnist_dir)
+    assert result.returncode == 0, result.stderr
+    note = result.stderr.strip()
+    assert note.startswith("purenet: note: ") and "\n" not in note
+    assert "diverged at epoch 1" in note and "epoch 1" in note
+    assert (figures / "confusion.png").exists()
+
+
 def test_replay_still_checks_the_diverged_row_by_default(diverged, mnist_dir, tmp_path):
     result = run(["replay", diverged], tmp_path, data=mnist_dir)
     assert result.returncode == 0, result.stderr
