@@ -129,11 +129,15 @@ def same_start(a: Path, b: Path) -> bool:
     return start(a) == start(b)
 
 
+# Set for the child process that writes the Haswell prefix (see write_prefix).
+PREFIX_CHILD = "PURENET_ASSETS_PREFIX_CHILD"
+
+
 def write_prefix(data: str | None) -> None:
     """The reference run's first :data:`PREFIX_EPOCHS` epochs, trained here in-process, as
     ``tests/reference-prefixes/<kernels>.csv`` (the seconds column written as 0). With
     SkylakeX kernels (a CPU with AVX-512), the Haswell file too, from a child process
-    told to use those kernels."""
+    told to use those kernels; then names the files left for other machines to write."""
     config = Config()
     dataset = load_from(locate(Path(data) if data else None), config.split, config.seed)
     fold = train(config, dataset)
@@ -143,11 +147,16 @@ def write_prefix(data: str | None) -> None:
     path = PREFIXES / f"{kernels}.csv"
     path.write_text(csv_header() + "".join(",".join(row.csv_fields()) + "\n" for row in rows))
     print(f"{path.relative_to(REPO)} written")
-    if kernels == "SkylakeX" and "OPENBLAS_CORETYPE" not in os.environ:
+    if PREFIX_CHILD in os.environ:
+        return
+    written = {kernels}
+    if kernels == "SkylakeX":
         child = [sys.executable, __file__, "--only", "prefix", *(["--data", data] if data else [])]
-        subprocess.run(child, check=True, env={**os.environ, "OPENBLAS_CORETYPE": "Haswell"})
-    others = sorted(p.name for p in PREFIXES.glob("*.csv") if p.stem not in (kernels, "Haswell"))
-    if others and "OPENBLAS_CORETYPE" not in os.environ:
+        env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", PREFIX_CHILD: "1"}
+        subprocess.run(child, check=True, env=env)
+        written.add("Haswell")
+    others = sorted(p.name for p in PREFIXES.glob("*.csv") if p.stem not in written)
+    if others:
         print(f"  also write {', '.join(others)} again on a machine with those kernels")
 
 
